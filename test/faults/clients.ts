@@ -1,0 +1,425 @@
+// Subscribers over real sockets. Each client records every event it was handed,
+// in arrival order, across however many connections it needed; the checker
+// compares that record with the committed history of its project.
+
+import { request, type ClientRequest, type IncomingMessage } from 'node:http';
+import { StringDecoder } from 'node:string_decoder';
+import type { Replica } from './daemon-process.js';
+import { sleep, type Rng } from './rng.js';
+
+export type ClientKind = 'steady' | 'slow' | 'reconnecting' | 'poll';
+
+export interface SseEvent {
+  id: string | null;
+  event: string;
+  data: string;
+}
+
+/** Incremental text/event-stream parser (WHATWG rules): lines end in CRLF, LF
+ *  or CR, which may be split across chunks; a blank line dispatches. */
+export class SseParser {
+  private decoder = new StringDecoder('utf8');
+  private buf = '';
+  private skipLf = false;
+  private data: string[] = [];
+  private eventType = '';
+  private idSeen: string | null = null;
+  lastId: string | null = null;
+  retry: number | null = null;
+  comments = 0;
+  fieldsSeen = 0;
+  private readonly onEvent: (e: SseEvent) => void;
+
+  constructor(onEvent: (e: SseEvent) => void) {
+    this.onEvent = onEvent;
+  }
+
+  push(chunk: Buffer): void {
+    let text = this.decoder.write(chunk);
+    if (this.skipLf && text.startsWith('\n')) text = text.slice(1);
+    this.skipLf = false;
+    this.buf += text;
+    let start = 0;
+    for (let i = 0; i < this.buf.length; i++) {
+      const ch = this.buf.charCodeAt(i);
+      if (ch !== 10 && ch !== 13) continue;
+      this.line(this.buf.slice(start, i));
+      if (ch === 13) {
+        if (i + 1 < this.buf.length) {
+          if (this.buf.charCodeAt(i + 1) === 10) i++;
+        } else {
+          this.skipLf = true;
+        }
+      }
+      start = i + 1;
+    }
+    this.buf = this.buf.slice(start);
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      if (this.data.length > 0) {
+        this.onEvent({ id: this.idSeen, event: this.eventType || 'message', data: this.data.join('\n') });
+      }
+      this.data = [];
+      this.eventType = '';
+      this.idSeen = null;
+      return;
+    }
+    if (line.startsWith(':')) {
+      this.comments++;
+      return;
+    }
+    const colon = line.indexOf(':');
+    const field = colon < 0 ? line : line.slice(0, colon);
+    let value = colon < 0 ? '' : line.slice(colon + 1);
+    if (value.startsWith(' ')) value = value.slice(1);
+    this.fieldsSeen++;
+    switch (field) {
+      case 'data':
+        this.data.push(value);
+        break;
+      case 'event':
+        this.eventType = value;
+        break;
+      case 'id':
+        if (!value.includes('\0')) {
+          this.idSeen = value;
+          this.lastId = value;
+        }
+        break;
+      case 'retry':
+        if (/^\d+$/.test(value)) this.retry = Number(value);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+export interface FeedEvent {
+  seq: number | string;
+  xid?: string;
+  project: string;
+  type: string;
+}
+
+/** Shared by all clients: where to connect. Picks any replica that is up,
+ *  because the design says any replica resumes any cursor. */
+export class Replicas {
+  readonly list: Replica[];
+  private readonly rng: Rng;
+  constructor(list: Replica[], rng: Rng) {
+    this.list = list;
+    this.rng = rng;
+  }
+  async pick(stop: () => boolean): Promise<string | null> {
+    for (let i = 0; i < 60_000 / 50 && !stop(); i++) {
+      const up = this.list.map((r) => r.url()).filter((u): u is string => u !== null);
+      if (up.length > 0) return this.rng.pick(up);
+      await sleep(50);
+    }
+    return null;
+  }
+}
+
+export interface ClientRecord {
+  name: string;
+  kind: ClientKind;
+  project: string;
+  /** Seqs of non-control events in arrival order. */
+  seqs: number[];
+  /** Events whose project was not the client's. */
+  foreign: Array<{ seq: number; project: string }>;
+  controls: Map<string, number>;
+  protocol: string[];
+  connects: number;
+  stats: { statuses: Map<number, number>; stale: number; errors: number; stalls: number };
+}
+
+abstract class BaseClient implements ClientRecord {
+  readonly name: string;
+  readonly kind: ClientKind;
+  readonly project: string;
+  readonly seqs: number[] = [];
+  readonly foreign: Array<{ seq: number; project: string }> = [];
+  readonly controls = new Map<string, number>();
+  readonly protocol: string[] = [];
+  connects = 0;
+  readonly stats = { statuses: new Map<number, number>(), stale: 0, errors: 0, stalls: 0 };
+  protected stopped = false;
+  protected readonly rng: Rng;
+  protected readonly replicas: Replicas;
+  private done: Promise<void> | null = null;
+
+  constructor(name: string, kind: ClientKind, project: string, rng: Rng, replicas: Replicas) {
+    this.name = name;
+    this.kind = kind;
+    this.project = project;
+    this.rng = rng;
+    this.replicas = replicas;
+  }
+
+  start(): void {
+    this.done = this.loop().catch((err) => {
+      this.protocol.push(`client loop crashed: ${String(err)}`);
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort();
+    await this.done;
+  }
+
+  protected abstract loop(): Promise<void>;
+  protected abstract abort(): void;
+
+  protected note(problem: string): void {
+    if (this.protocol.length < 20) this.protocol.push(problem);
+  }
+
+  protected status(code: number): void {
+    this.stats.statuses.set(code, (this.stats.statuses.get(code) ?? 0) + 1);
+  }
+
+  /** Record one delivered event; returns its seq for cursor keeping. */
+  protected accept(ev: FeedEvent, frameId: string | null): void {
+    if (typeof ev.type === 'string' && ev.type.startsWith('pgfeed.')) {
+      this.controls.set(ev.type, (this.controls.get(ev.type) ?? 0) + 1);
+      return;
+    }
+    const seq = Number(ev.seq);
+    if (!Number.isSafeInteger(seq)) {
+      this.note(`event without a numeric seq: ${JSON.stringify(ev).slice(0, 200)}`);
+      return;
+    }
+    if (frameId !== null && frameId !== String(seq)) this.note(`frame id ${frameId} differs from data.seq ${seq}`);
+    if (ev.project !== this.project) {
+      this.foreign.push({ seq, project: ev.project });
+      return;
+    }
+    this.seqs.push(seq);
+  }
+}
+
+/** An SSE subscriber. Kinds differ in how they misbehave:
+ *  steady reads everything; slow stops reading for seconds at a time;
+ *  reconnecting drops the connection at random and resumes. */
+export class SseClient extends BaseClient {
+  private req: ClientRequest | null = null;
+  private res: IncomingMessage | null = null;
+  private lastId: string | null = null;
+  private stallUntil = 0;
+  private readonly idleMs: number;
+
+  constructor(name: string, kind: Exclude<ClientKind, 'poll'>, project: string, rng: Rng, replicas: Replicas, idleMs: number) {
+    super(name, kind, project, rng, replicas);
+    this.idleMs = idleMs;
+  }
+
+  protected abort(): void {
+    this.req?.destroy();
+  }
+
+  /** Stop reading for `ms` (the fault "a client that stalls"). */
+  stall(ms: number): void {
+    this.stats.stalls++;
+    this.stallUntil = Date.now() + ms;
+    const res = this.res;
+    if (res) {
+      res.pause();
+      setTimeout(() => {
+        if (this.res === res) res.resume();
+      }, ms).unref();
+    }
+  }
+
+  protected async loop(): Promise<void> {
+    let backoff = 50;
+    while (!this.stopped) {
+      const base = await this.replicas.pick(() => this.stopped);
+      if (!base || this.stopped) return;
+      const ok = await this.connectOnce(base);
+      if (this.stopped) return;
+      backoff = ok ? 50 : Math.min(backoff * 2, 1000);
+      await sleep(this.rng.int(backoff / 2, backoff));
+    }
+  }
+
+  /** One connection, until it ends. Returns whether it got a 200. */
+  private connectOnce(base: string): Promise<boolean> {
+    return new Promise((resolve) => {
+      const headers: Record<string, string> = { Accept: 'text/event-stream' };
+      // EventSource style (same URL, Last-Event-ID header) most of the time;
+      // sometimes carry the cursor in after= instead, as a server-side poller would.
+      let after = '0';
+      if (this.lastId !== null) {
+        if (this.rng.chance(0.7)) headers['Last-Event-ID'] = this.lastId;
+        else after = this.lastId;
+      }
+      const url = `${base}/v1/events?project=${encodeURIComponent(this.project)}&after=${after}`;
+      this.connects++;
+      let settled = false;
+      const finish = (ok: boolean) => {
+        if (settled) return;
+        settled = true;
+        clearInterval(idle);
+        clearTimeout(drop);
+        clearTimeout(slowTimer);
+        this.res = null;
+        this.req = null;
+        resolve(ok);
+      };
+      let lastByte = Date.now();
+      let got200 = false;
+      const idle = setInterval(() => {
+        if (this.res?.isPaused() || Date.now() < this.stallUntil) {
+          lastByte = Date.now();
+          return;
+        }
+        if (Date.now() - lastByte > this.idleMs) {
+          // Not even a heartbeat: treat the connection as dead, as EventSource would.
+          this.stats.stale++;
+          req.destroy();
+        }
+      }, 500);
+      let drop: NodeJS.Timeout | undefined;
+      let slowTimer: NodeJS.Timeout | undefined;
+      const req = request(url, { agent: false, headers }, (res) => {
+        this.res = res;
+        this.status(res.statusCode ?? 0);
+        if (res.statusCode !== 200) {
+          res.resume();
+          res.on('end', () => finish(false));
+          res.on('error', () => finish(false));
+          return;
+        }
+        got200 = true;
+        const ctype = String(res.headers['content-type'] ?? '');
+        if (!ctype.startsWith('text/event-stream')) this.note(`content-type ${ctype}`);
+        let first = true;
+        const parser = new SseParser((ev) => {
+          if (first && parser.retry === null) this.note('first frame was not retry:');
+          first = false;
+          let parsed: FeedEvent;
+          try {
+            parsed = JSON.parse(ev.data) as FeedEvent;
+          } catch {
+            this.note(`unparseable data: ${ev.data.slice(0, 120)}`);
+            return;
+          }
+          if (ev.event !== parsed.type && !parsed.type?.startsWith('pgfeed.')) this.note(`event: ${ev.event} but data.type ${parsed.type}`);
+          this.accept(parsed, ev.id);
+          if (ev.id !== null) this.lastId = ev.id;
+        });
+        res.on('data', (chunk: Buffer) => {
+          lastByte = Date.now();
+          parser.push(chunk);
+          if (first && parser.fieldsSeen > 0) {
+            if (parser.retry === null) this.note('first frame was not retry:');
+            first = false;
+          }
+        });
+        res.on('end', () => finish(true));
+        res.on('error', () => finish(true));
+        res.on('close', () => finish(true));
+        if (Date.now() < this.stallUntil) this.stall(this.stallUntil - Date.now());
+        if (this.kind === 'reconnecting') {
+          drop = setTimeout(() => req.destroy(), this.rng.int(300, 5000));
+        } else if (this.kind === 'slow') {
+          const cycle = () => {
+            slowTimer = setTimeout(() => {
+              if (settled) return;
+              res.pause();
+              slowTimer = setTimeout(() => {
+                if (!settled && Date.now() >= this.stallUntil) res.resume();
+                cycle();
+              }, this.rng.int(1000, 5000));
+            }, this.rng.int(1000, 6000));
+          };
+          cycle();
+        }
+      });
+      this.req = req;
+      req.on('error', () => {
+        this.stats.errors++;
+        finish(got200);
+      });
+      req.on('close', () => finish(got200));
+      req.end();
+    });
+  }
+}
+
+/** A poller on /v1/changes, switching replica on every request. */
+export class PollClient extends BaseClient {
+  private cursor = '0';
+  private req: ClientRequest | null = null;
+
+  constructor(name: string, project: string, rng: Rng, replicas: Replicas) {
+    super(name, 'poll', project, rng, replicas);
+  }
+
+  protected abort(): void {
+    this.req?.destroy();
+  }
+
+  protected async loop(): Promise<void> {
+    let backoff = 50;
+    while (!this.stopped) {
+      const base = await this.replicas.pick(() => this.stopped);
+      if (!base || this.stopped) return;
+      const limit = this.rng.pick([1, 7, 64, 512]);
+      const wait = this.rng.pick([0, 0, 1, 2]);
+      const url = `${base}/v1/changes?project=${encodeURIComponent(this.project)}&after=${this.cursor}&limit=${limit}&wait=${wait}`;
+      this.connects++;
+      let body: { status: number; text: string } | null = null;
+      try {
+        body = await this.get(url, (wait + 15) * 1000);
+      } catch {
+        this.stats.errors++;
+      }
+      if (this.stopped) return;
+      if (body) this.status(body.status);
+      if (!body || body.status !== 200) {
+        backoff = Math.min(backoff * 2, 1000);
+        await sleep(this.rng.int(backoff / 2, backoff));
+        continue;
+      }
+      backoff = 50;
+      let page: { events?: FeedEvent[]; next?: string | null; has_more?: boolean };
+      try {
+        page = JSON.parse(body.text);
+      } catch {
+        this.note(`unparseable /v1/changes body: ${body.text.slice(0, 120)}`);
+        continue;
+      }
+      if (!Array.isArray(page.events)) {
+        this.note(`/v1/changes without events[]: ${body.text.slice(0, 120)}`);
+        continue;
+      }
+      if (page.events.length > limit) this.note(`/v1/changes returned ${page.events.length} events for limit=${limit}`);
+      for (const ev of page.events) this.accept(ev, null);
+      if (page.next !== null && page.next !== undefined) this.cursor = String(page.next);
+      if (!page.has_more && page.events.length === 0 && wait === 0) await sleep(this.rng.int(50, 300));
+    }
+  }
+
+  private get(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
+    return new Promise((resolve, reject) => {
+      const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
+        res.on('error', reject);
+      });
+      this.req = req;
+      req.on('timeout', () => req.destroy(new Error('timeout')));
+      req.on('error', reject);
+      req.end();
+    });
+  }
+}
+
+export type Client = SseClient | PollClient;
