@@ -8,6 +8,8 @@ import { identityOf, type Ledger } from './writers.js';
 
 export interface GroundTruth {
   byProject: Map<string, number[]>;
+  /** seq -> xid, to describe a misorder in the stream's own terms. */
+  xidOf: Map<number, string>;
   total: number;
   /** Problems with the table itself (trigger capture vs the writers' ledger). */
   problems: string[];
@@ -22,13 +24,17 @@ interface Row {
 
 export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects: readonly string[]): Promise<GroundTruth> {
   const byProject = new Map<string, number[]>();
+  const xidOf = new Map<number, string>();
   for (const p of projects) {
-    const r = await cluster.query<{ seq: string }>('SELECT seq FROM pgfeed.change_log WHERE project = $1 ORDER BY xid, seq', [p]);
+    const r = await cluster.query<{ seq: string; xid: string }>(
+      // Qualified: an unqualified ORDER BY xid would sort by the text alias.
+      'SELECT seq, xid::text AS xid FROM pgfeed.change_log WHERE project = $1 ORDER BY change_log.xid, change_log.seq', [p]);
     byProject.set(p, r.rows.map((x) => Number(x.seq)));
+    for (const x of r.rows) xidOf.set(Number(x.seq), x.xid);
   }
   const all = await cluster.query<Row>(
     `SELECT seq::text, project, op, coalesce(jsonb_path_query_array(data, 'strict $.**.token'), '[]'::jsonb) AS tokens
-       FROM pgfeed.change_log ORDER BY xid, seq`,
+       FROM pgfeed.change_log ORDER BY change_log.xid, change_log.seq`,
   );
   const problems: string[] = [];
   const found = new Map<string, { seq: string; project: string }>();
@@ -62,7 +68,7 @@ export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects
     if (ledger.rolledBack.has(id) && !ledger.committed.has(id)) problems.push(`${id} was rolled back but is in change_log as seq ${row.seq}`);
     else if (!ledger.committed.has(id)) problems.push(`${id} is in change_log (seq ${row.seq}) but no writer committed it`);
   }
-  return { byProject, total: all.rows.length, problems };
+  return { byProject, xidOf, total: all.rows.length, problems };
 }
 
 export interface ClientVerdict {
@@ -94,7 +100,7 @@ const show = (xs: number[], n = 8) => (xs.length > n ? `${xs.slice(0, n).join(',
 /** Compare one client's record with its project's committed history.
  *  misordered = events that must move for the record to be in order
  *  (record length minus its longest in-order run). */
-export function checkClient(client: ClientRecord, expected: number[]): ClientVerdict {
+export function checkClient(client: ClientRecord, expected: number[], xidOf: Map<number, string> = new Map()): ClientVerdict {
   const index = new Map<number, number>();
   expected.forEach((seq, i) => index.set(seq, i));
   const seen = new Set<number>();
@@ -123,7 +129,8 @@ export function checkClient(client: ClientRecord, expected: number[]): ClientVer
   if (misordered) {
     let at = -1;
     for (let k = 1; k < order.length; k++) if (order[k] < order[k - 1]) { at = k; break; }
-    const around = at >= 0 ? `first inversion: seq ${expected[order[at - 1]]} then seq ${expected[order[at]]}` : '';
+    const pos = (i: number) => `seq ${expected[i]} (xid ${xidOf.get(expected[i]) ?? '?'})`;
+    const around = at >= 0 ? `first inversion: ${pos(order[at - 1])} then ${pos(order[at])}, at arrival #${at}` : '';
     description.push(`${who} received ${misordered} events out of (xid, seq) order; ${around}`);
   }
   if (client.foreign.length) description.push(`${who} received ${client.foreign.length} events of other projects: ${client.foreign.slice(0, 5).map((f) => `seq ${f.seq} (${f.project})`).join(', ')}`);

@@ -81,8 +81,9 @@ export class Replica {
 
   async start(timeoutMs = 60_000): Promise<void> {
     if (this.child) throw new Error(`replica ${this.name} is already running (pid ${this.child.pid}); kill it first`);
-    const cli = join(this.opts.root, 'dist', 'cli.js');
-    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first`);
+    // PGFEED_FAULTS_DAEMON points the suite at another build of the CLI.
+    const cli = process.env.PGFEED_FAULTS_DAEMON ?? join(this.opts.root, 'dist', 'cli.js');
+    if (!existsSync(cli)) throw new Error(`${cli} is missing: run npm run build first (or set PGFEED_FAULTS_DAEMON)`);
     this.incarnation++;
     this.crashed = false;
     this.state = 'starting';

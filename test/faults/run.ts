@@ -243,7 +243,7 @@ async function main(): Promise<number> {
   let leaked = leakedResources;
   const descriptions: string[] = [];
   for (const c of clients) {
-    const v = checkClient(c, truth.byProject.get(c.project)!);
+    const v = checkClient(c, truth.byProject.get(c.project)!, truth.xidOf);
     lost += v.lost;
     duplicated += v.duplicated;
     misordered += v.misordered;
