@@ -57,4 +57,6 @@ export interface Batch {
   readonly covered: Position;
   /** True when the batch was cut at its limit: read again from `covered`. */
   readonly full: boolean;
+  /** Unfiltered reads only: committed rows exist at or above the horizon, waiting for it to pass. */
+  readonly held?: boolean;
 }

@@ -31,7 +31,10 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   if (exact) typeOr.push('c.type = ANY($5::text[])');
   if (prefixes) typeOr.push('c.type LIKE ANY($6::text[])');
   if (typeOr.length) where.push(`(${typeOr.join(' OR ')})`);
-  sql = `SELECT h.xmin::text AS horizon, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
+  // The unfiltered read (the shared tail) also asks whether committed rows
+  // wait above the horizon: then it must poll, as their release may never NOTIFY.
+  const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
     LEFT JOIN LATERAL (
@@ -45,6 +48,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
 
 interface RawRow {
   horizon: string;
+  held: boolean;
   seq: string | null;
   xid: string;
   project: string;
@@ -84,5 +88,5 @@ export async function readBatch(
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
   const covered = full ? last : maxPosition(last, horizonPosition(horizon));
-  return { rows: out, horizon, covered, full };
+  return { rows: out, horizon, covered, full, held: rows[0].held };
 }
