@@ -10,6 +10,7 @@ export interface GroundTruth {
   byProject: Map<string, number[]>;
   /** seq -> xid, to describe a misorder in the stream's own terms. */
   xidOf: Map<number, string>;
+  typeOf: Map<number, string>;
   total: number;
   /** Problems with the table itself (trigger capture vs the writers' ledger). */
   problems: string[];
@@ -25,12 +26,16 @@ interface Row {
 export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects: readonly string[]): Promise<GroundTruth> {
   const byProject = new Map<string, number[]>();
   const xidOf = new Map<number, string>();
+  const typeOf = new Map<number, string>();
   for (const p of projects) {
-    const r = await cluster.query<{ seq: string; xid: string }>(
+    const r = await cluster.query<{ seq: string; xid: string; type: string }>(
       // Qualified: an unqualified ORDER BY xid would sort by the text alias.
-      'SELECT seq, xid::text AS xid FROM pgfeed.change_log WHERE project = $1 ORDER BY change_log.xid, change_log.seq', [p]);
+      'SELECT seq, xid::text AS xid, type FROM pgfeed.change_log WHERE project = $1 ORDER BY change_log.xid, change_log.seq', [p]);
     byProject.set(p, r.rows.map((x) => Number(x.seq)));
-    for (const x of r.rows) xidOf.set(Number(x.seq), x.xid);
+    for (const x of r.rows) {
+      xidOf.set(Number(x.seq), x.xid);
+      typeOf.set(Number(x.seq), x.type);
+    }
   }
   const all = await cluster.query<Row>(
     `SELECT seq::text, project, op, coalesce(jsonb_path_query_array(data, 'strict $.**.token'), '[]'::jsonb) AS tokens
@@ -68,7 +73,7 @@ export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects
     if (ledger.rolledBack.has(id) && !ledger.committed.has(id)) problems.push(`${id} was rolled back but is in change_log as seq ${row.seq}`);
     else if (!ledger.committed.has(id)) problems.push(`${id} is in change_log (seq ${row.seq}) but no writer committed it`);
   }
-  return { byProject, xidOf, total: all.rows.length, problems };
+  return { byProject, xidOf, typeOf, total: all.rows.length, problems };
 }
 
 export interface ClientVerdict {
@@ -120,7 +125,8 @@ export function checkClient(client: ClientRecord, expected: number[], xidOf: Map
   const lost = expected.filter((s) => !seen.has(s));
   const misordered = order.length - lis(order);
   const description: string[] = [];
-  const who = `${client.name} (${client.kind}, project ${client.project}, ${client.connects} connections)`;
+  const filter = client.types ? `, types=${client.types.join(',')}` : '';
+  const who = `${client.name} (${client.kind}, project ${client.project}${filter}, ${client.connects} connections)`;
   if (lost.length) {
     const firstLost = index.get(lost[0])!;
     description.push(`${who} lost ${lost.length} events: seqs ${show(lost)}; first lost is #${firstLost} in (xid, seq) order, after seq ${firstLost > 0 ? expected[firstLost - 1] : 'start'}`);

@@ -123,10 +123,18 @@ export class Replicas {
   }
 }
 
+/** Does `type` pass a `types=` filter (exact names or `prefix*` globs)? */
+export function typeMatches(type: string, patterns: readonly string[] | null): boolean {
+  if (!patterns) return true;
+  return patterns.some((p) => (p.endsWith('*') ? type.startsWith(p.slice(0, -1)) : type === p));
+}
+
 export interface ClientRecord {
   name: string;
   kind: ClientKind;
   project: string;
+  /** The types= filter, or null for every type. */
+  types: string[] | null;
   /** Seqs of non-control events in arrival order. */
   seqs: number[];
   /** Events whose project was not the client's. */
@@ -141,6 +149,7 @@ abstract class BaseClient implements ClientRecord {
   readonly name: string;
   readonly kind: ClientKind;
   readonly project: string;
+  types: string[] | null = null;
   readonly seqs: number[] = [];
   readonly foreign: Array<{ seq: number; project: string }> = [];
   readonly controls = new Map<string, number>();
@@ -199,6 +208,7 @@ abstract class BaseClient implements ClientRecord {
       this.foreign.push({ seq, project: ev.project });
       return;
     }
+    if (!typeMatches(ev.type, this.types)) this.note(`seq ${seq} of type ${ev.type} passed the filter types=${this.types?.join(',')}`);
     this.seqs.push(seq);
   }
 }
@@ -258,7 +268,8 @@ export class SseClient extends BaseClient {
         if (this.rng.chance(0.7)) headers['Last-Event-ID'] = this.lastId;
         else after = this.lastId;
       }
-      const url = `${base}/v1/events?project=${encodeURIComponent(this.project)}&after=${after}`;
+      const types = this.types ? `&types=${encodeURIComponent(this.types.join(','))}` : '';
+      const url = `${base}/v1/events?project=${encodeURIComponent(this.project)}&after=${after}${types}`;
       this.connects++;
       let settled = false;
       const finish = (ok: boolean) => {
@@ -372,7 +383,8 @@ export class PollClient extends BaseClient {
       if (!base || this.stopped) return;
       const limit = this.rng.pick([1, 7, 64, 512]);
       const wait = this.rng.pick([0, 0, 1, 2]);
-      const url = `${base}/v1/changes?project=${encodeURIComponent(this.project)}&after=${this.cursor}&limit=${limit}&wait=${wait}`;
+      const types = this.types ? `&types=${encodeURIComponent(this.types.join(','))}` : '';
+      const url = `${base}/v1/changes?project=${encodeURIComponent(this.project)}&after=${this.cursor}&limit=${limit}&wait=${wait}${types}`;
       this.connects++;
       let body: { status: number; text: string } | null = null;
       try {

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkClient, loadGroundTruth } from './checker.js';
-import { PollClient, Replicas, SseClient, type Client } from './clients.js';
+import { PollClient, Replicas, SseClient, typeMatches, type Client } from './clients.js';
 import { Cluster } from './cluster.js';
 import { Replica } from './daemon-process.js';
 import { FAULT_KINDS, FaultSchedule } from './faults.js';
@@ -142,6 +142,8 @@ async function main(): Promise<number> {
         : slot < 7 ? new SseClient(name, 'slow', project, rng.fork(), pool, 10_000)
         : slot < 10 ? new SseClient(name, 'reconnecting', project, rng.fork(), pool, 10_000)
         : new PollClient(name, project, rng.fork(), pool);
+      // One SSE client and one poller per project filter by type.
+      if (slot === 3 || slot === 11) c.types = ['fault_orders.*', 'pr_*'];
       clients.push(c);
       if (c instanceof SseClient) sse.push(c);
     }
@@ -180,13 +182,17 @@ async function main(): Promise<number> {
   log(`ground truth: ${truth.total} events in change_log`);
 
   // Drain: every client must catch up to its project's history.
-  const behind = () => clients.filter((c) => new Set(c.seqs).size < truth.byProject.get(c.project)!.length);
+  const expectedFor = new Map<Client, number[]>();
+  for (const c of clients) {
+    expectedFor.set(c, truth.byProject.get(c.project)!.filter((seq) => typeMatches(truth.typeOf.get(seq)!, c.types)));
+  }
+  const behind = () => clients.filter((c) => new Set(c.seqs).size < expectedFor.get(c)!.length);
   let lastReport = 0;
   await waitFor('clients to catch up', 120_000, () => {
     const b = behind();
     if (Date.now() - lastReport > 10_000) {
       lastReport = Date.now();
-      log(`drain: ${b.length} clients behind${b.length ? ` (e.g. ${b[0].name}: ${new Set(b[0].seqs).size}/${truth.byProject.get(b[0].project)!.length})` : ''}`);
+      log(`drain: ${b.length} clients behind${b.length ? ` (e.g. ${b[0].name}: ${new Set(b[0].seqs).size}/${expectedFor.get(b[0])!.length})` : ''}`);
     }
     return b.length === 0;
   });
@@ -243,7 +249,7 @@ async function main(): Promise<number> {
   let leaked = leakedResources;
   const descriptions: string[] = [];
   for (const c of clients) {
-    const v = checkClient(c, truth.byProject.get(c.project)!, truth.xidOf);
+    const v = checkClient(c, expectedFor.get(c)!, truth.xidOf);
     lost += v.lost;
     duplicated += v.duplicated;
     misordered += v.misordered;
