@@ -223,9 +223,13 @@ export class SseClient extends BaseClient {
   private stallUntil = 0;
   private readonly idleMs: number;
 
-  constructor(name: string, kind: Exclude<ClientKind, 'poll'>, project: string, rng: Rng, replicas: Replicas, idleMs: number) {
+  /** The after= of the first connection: '0' for all history, 'now' for new events only. */
+  private readonly firstAfter: string;
+
+  constructor(name: string, kind: Exclude<ClientKind, 'poll'>, project: string, rng: Rng, replicas: Replicas, idleMs: number, firstAfter = '0') {
     super(name, kind, project, rng, replicas);
     this.idleMs = idleMs;
+    this.firstAfter = firstAfter;
   }
 
   protected abort(): void {
@@ -263,7 +267,7 @@ export class SseClient extends BaseClient {
       const headers: Record<string, string> = { Accept: 'text/event-stream' };
       // EventSource style (same URL, Last-Event-ID header) most of the time;
       // sometimes carry the cursor in after= instead, as a server-side poller would.
-      let after = '0';
+      let after = this.firstAfter;
       if (this.lastId !== null) {
         if (this.rng.chance(0.7)) headers['Last-Event-ID'] = this.lastId;
         else after = this.lastId;

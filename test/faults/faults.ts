@@ -4,7 +4,7 @@
 
 import type { Cluster } from './cluster.js';
 import type { SseClient } from './clients.js';
-import type { Replica } from './daemon-process.js';
+import { httpGet, type Replica } from './daemon-process.js';
 import { sleep, type Rng } from './rng.js';
 import { longTransaction, quietBurst, type Ledger } from './writers.js';
 
@@ -21,6 +21,8 @@ export const FAULT_KINDS = [
   'client-stall',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
+/** Faults that may overlap anything else, including a daemon restart. */
+const SIDE_KINDS: readonly FaultKind[] = ['quiet-burst', 'client-stall', 'terminate-query'];
 
 export interface FaultContext {
   rng: Rng;
@@ -30,6 +32,8 @@ export interface FaultContext {
   ledger: Ledger;
   /** /readyz must answer 200 within this long after the fault ends. */
   readyBoundMs: number;
+  /** The replicas' PGFEED_HORIZON_STALL_MS. */
+  horizonStallMs: number;
   /** SIGTERM must end the process, with exit code 0, within this long. */
   termBoundMs: number;
   violation: (what: string) => void;
@@ -38,6 +42,7 @@ export interface FaultContext {
 
 export interface FaultRecord {
   kind: FaultKind;
+  lane: 'main' | 'side';
   at: number;
   ms: number;
   detail: string;
@@ -53,6 +58,32 @@ async function assertReady(ctx: FaultContext, after: string): Promise<string> {
     }),
   );
   return `ready ${times.join(' ')}`;
+}
+
+/** While a transaction pins the horizon past the stall threshold, every
+ *  replica's /readyz must answer 503 and name that backend as the blocker. */
+async function assertStalled(ctx: FaultContext, pid: number): Promise<string> {
+  const seen: string[] = [];
+  for (const r of ctx.replicas) {
+    const url = r.url();
+    if (!url || r.state !== 'up') continue;
+    let status = 0;
+    let body: { horizon?: { stalled?: boolean; blocker?: { pid?: number | null } | null } } = {};
+    try {
+      const res = await httpGet(`${url}/readyz`, 3000);
+      status = res.status;
+      body = JSON.parse(res.body);
+    } catch (err) {
+      ctx.violation(`replica ${r.name}: /readyz unreadable while the horizon was held: ${(err as Error).message}`);
+      continue;
+    }
+    const blocker = body.horizon?.blocker?.pid;
+    if (status !== 503 || body.horizon?.stalled !== true || blocker !== pid) {
+      ctx.violation(`replica ${r.name}: horizon held by pid ${pid} past the stall threshold, but /readyz said ${status} stalled=${body.horizon?.stalled} blocker pid=${blocker}`);
+    }
+    seen.push(`${r.name}:${status} blocker=${blocker}`);
+  }
+  return `stall reported ${seen.join(' ')}`;
 }
 
 function targets(ctx: FaultContext): Replica[] {
@@ -113,9 +144,15 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<string> {
       return `${d}; ${await assertReady(ctx, kind)}`;
     }
     case 'long-transaction': {
-      const hold = rng.int(1500, 6000);
-      const outcome = await longTransaction(ctx.cluster, rng, ctx.ledger, hold);
-      return `held the xmin horizon ${hold}ms, then ${outcome}; ${await assertReady(ctx, kind)}`;
+      const hold = rng.int(1500, 7000);
+      // Held longer than the stall threshold, /readyz must say so and name the blocking backend.
+      const probeAt = ctx.horizonStallMs + 1500;
+      let seen = '';
+      const probe = hold > probeAt + 500 ? { atMs: probeAt, run: async (pid: number) => {
+        seen = await assertStalled(ctx, pid);
+      } } : undefined;
+      const outcome = await longTransaction(ctx.cluster, rng, ctx.ledger, hold, probe);
+      return `held the xmin horizon ${hold}ms, then ${outcome}${seen ? `; ${seen}` : ''}; ${await assertReady(ctx, kind)}`;
     }
     case 'quiet-burst': {
       const n = await quietBurst(ctx.cluster, rng, ctx.ledger);
@@ -146,18 +183,22 @@ export class FaultSchedule {
     this.stopped = true;
   }
 
-  /** Inject faults until `durationMs` has passed (the fault in flight finishes). */
-  async run(durationMs: number): Promise<void> {
-    const { rng } = this.ctx;
+  /** Inject faults until `durationMs` has passed (the fault in flight finishes).
+   *  The main lane draws every kind and owns replica restarts; a side lane
+   *  overlaps it with faults that need no exclusive control of a process. */
+  async run(durationMs: number, lane: 'main' | 'side', rng: Rng): Promise<void> {
+    const kinds: readonly FaultKind[] = lane === 'main' ? FAULT_KINDS : SIDE_KINDS;
+    const gap: [number, number] = lane === 'main' ? [200, 1500] : [2000, 8000];
     const until = Date.now() + durationMs;
     let bag: FaultKind[] = [];
+    if (lane === 'side') await sleep(rng.int(...gap));
     for (let i = 0; i < 10_000 && !this.stopped && Date.now() < until; i++) {
-      if (bag.length === 0) bag = rng.shuffle([...FAULT_KINDS]);
+      if (bag.length === 0) bag = rng.shuffle([...kinds]);
       const kind = bag.pop()!;
       const start = Date.now();
       let detail: string;
       try {
-        detail = await inject(this.ctx, kind);
+        detail = await inject({ ...this.ctx, rng }, kind);
       } catch (err) {
         // A fault's own database work can be cut short by Postgres being
         // down; that is not a pgfeed failure, but say what happened.
@@ -165,13 +206,13 @@ export class FaultSchedule {
       }
       // A restart that failed leaves a replica down; bring it back so the
       // next fault starts from a running system.
-      for (const r of this.ctx.replicas) {
+      for (const r of lane === 'main' ? this.ctx.replicas : []) {
         if (r.state === 'down') await r.start().catch((err) => this.ctx.violation(`replica ${r.name} failed to restart: ${(err as Error).message}`));
       }
-      const rec = { kind, at: start - this.t0, ms: Date.now() - start, detail };
+      const rec = { kind, lane, at: start - this.t0, ms: Date.now() - start, detail };
       this.records.push(rec);
-      this.ctx.log(`fault #${this.records.length} ${kind} (+${(rec.at / 1000).toFixed(1)}s, ${rec.ms}ms): ${detail}`);
-      await sleep(rng.int(200, 1500));
+      this.ctx.log(`fault #${this.records.length} ${kind}${lane === 'side' ? ' (side)' : ''} (+${(rec.at / 1000).toFixed(1)}s, ${rec.ms}ms): ${detail}`);
+      await sleep(rng.int(...gap));
     }
   }
 }

@@ -296,7 +296,14 @@ export async function quietBurst(cluster: Cluster, rng: Rng, ledger: Ledger): Pr
 
 /** A writing transaction that stays open, pinning the xmin horizon: every
  *  later commit is held back until it ends, and its end may send no NOTIFY. */
-export async function longTransaction(cluster: Cluster, rng: Rng, ledger: Ledger, holdMs: number): Promise<'commit' | 'rollback'> {
+export async function longTransaction(
+  cluster: Cluster,
+  rng: Rng,
+  ledger: Ledger,
+  holdMs: number,
+  /** Called `probeAtMs` into the hold with the backend pid that holds the horizon. */
+  probe?: { atMs: number; run: (pid: number) => Promise<void> },
+): Promise<'commit' | 'rollback'> {
   const client = await cluster.connect('pgfeed-faults:long-tx');
   const tx: PendingTx = { label: 'long transaction', events: new Map() };
   let commitSent = false;
@@ -306,7 +313,8 @@ export async function longTransaction(cluster: Cluster, rng: Rng, ledger: Ledger
     const token = ledger.token();
     await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token })]);
     tx.events.set(`emit:${token}`, project);
-    await sleep(holdMs);
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+    await Promise.all([sleep(holdMs), probe ? sleep(probe.atMs).then(() => probe.run(pid)) : null]);
     const token2 = ledger.token();
     await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token: token2 })]);
     tx.events.set(`emit:${token2}`, project);
