@@ -73,7 +73,7 @@ export const SETTINGS = {
   shutdownTimeoutMs: { env: 'PGFEED_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', doc: 'most time a graceful shutdown may take', default: 10_000, parse: int(100, 600_000) },
   retryMs: { env: 'PGFEED_RETRY_MS', flag: '--retry-ms', doc: 'base of the jittered SSE `retry:` hint', default: 2_000, parse: int(100, 600_000) },
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
-  embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port', default: 54329, parse: int(1, 65535) },
+  embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool },
 } satisfies Record<string, Setting<unknown>>;
 
