@@ -227,6 +227,21 @@ export class Replica {
     }
   }
 
+  /** One Prometheus series (first line whose labels contain `labels`), or null. */
+  async gauge(name: string, labels: string): Promise<number | null> {
+    const url = this.url();
+    if (!url || this.state !== 'up') return null;
+    try {
+      const r = await httpGet(`${url}/metrics`, 3000);
+      for (const line of r.body.split('\n')) {
+        if (line.startsWith(`${name}{`) && line.includes(labels)) return Number(line.slice(line.lastIndexOf(' ') + 1));
+      }
+      return null;
+    } catch {
+      return null;
+    }
+  }
+
   /** Sum of pgfeed_subscribers over all states, or null when unreachable. */
   async subscribers(): Promise<{ total: number; text: string } | null> {
     const url = this.url();

@@ -159,12 +159,19 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<string> {
       return `${n} rows without NOTIFY`;
     }
     case 'client-stall': {
-      const victims = ctx.sseClients.length ? [rng.pick(ctx.sseClients), rng.pick(ctx.sseClients)] : [];
+      if (ctx.sseClients.length === 0) return 'no SSE client to stall';
+      const first = rng.pick(ctx.sseClients);
+      const victims = [first, rng.pick(ctx.sseClients.filter((c) => c.project === first.project))];
       const ms = rng.int(3000, 12000);
       for (const c of victims) c.stall(ms);
-      // A stall is worth most under load: follow it with a burst.
-      const n = await quietBurst(ctx.cluster, rng, ctx.ledger);
-      return `${victims.map((c) => c.name).join('+')} stalled ${ms}ms during a ${n}-row burst`;
+      // A stall is worth most under load: follow it with megabytes for the
+      // victims' project, enough to fill loopback socket buffers so that the
+      // daemon sees backpressure and pauses the subscriber.
+      let n = 0;
+      for (let i = 0; i < 3; i++) n += await quietBurst(ctx.cluster, rng, ctx.ledger, { project: first.project, big: true });
+      await sleep(500);
+      const paused = await Promise.all(ctx.replicas.map((r) => r.gauge('pgfeed_subscribers', 'state="paused"')));
+      return `${victims.map((c) => c.name).join('+')} stalled ${ms}ms during a ${n}-row burst; paused subscribers ${ctx.replicas.map((r, i) => `${r.name}:${paused[i] ?? '?'}`).join(' ')}`;
     }
   }
 }

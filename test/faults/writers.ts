@@ -258,15 +258,15 @@ export class Writer {
 
 /** A burst of rows written straight into change_log, bypassing the triggers and
  *  therefore pg_notify: only the daemon's safety poll can find them. */
-export async function quietBurst(cluster: Cluster, rng: Rng, ledger: Ledger): Promise<number> {
+export async function quietBurst(cluster: Cluster, rng: Rng, ledger: Ledger, opts: { project?: string; big?: boolean } = {}): Promise<number> {
   const txs = rng.int(1, 3);
   let written = 0;
   const client = await cluster.connect('pgfeed-faults:burst');
   try {
     for (let t = 0; t < txs; t++) {
       const n = rng.int(20, 150);
-      const project = rng.pick(PROJECTS);
-      const big = rng.chance(0.3);
+      const project = opts.project ?? rng.pick(PROJECTS);
+      const big = opts.big ?? rng.chance(0.3);
       const tx: PendingTx = { label: 'quiet burst', events: new Map() };
       const payloads: string[] = [];
       for (let i = 0; i < n; i++) {
