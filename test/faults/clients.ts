@@ -135,6 +135,8 @@ export interface ClientRecord {
   project: string;
   /** The types= filter, or null for every type. */
   types: string[] | null;
+  /** Started at after=now: its history begins with the first event it got. */
+  readonly fromNow: boolean;
   /** Seqs of non-control events in arrival order. */
   seqs: number[];
   /** Events whose project was not the client's. */
@@ -150,6 +152,7 @@ abstract class BaseClient implements ClientRecord {
   readonly kind: ClientKind;
   readonly project: string;
   types: string[] | null = null;
+  fromNow = false;
   readonly seqs: number[] = [];
   readonly foreign: Array<{ seq: number; project: string }> = [];
   readonly controls = new Map<string, number>();
@@ -230,6 +233,7 @@ export class SseClient extends BaseClient {
     super(name, kind, project, rng, replicas);
     this.idleMs = idleMs;
     this.firstAfter = firstAfter;
+    this.fromNow = firstAfter === 'now';
   }
 
   protected abort(): void {

@@ -65,11 +65,13 @@ let cluster: Cluster | null = null;
 const replicas: Replica[] = [];
 const writers: Writer[] = [];
 const clients: Client[] = [];
+const lateTimers: NodeJS.Timeout[] = [];
 let cleaned = false;
 
 async function cleanup(): Promise<void> {
   if (cleaned) return;
   cleaned = true;
+  for (const t of lateTimers) clearTimeout(t);
   await Promise.race([
     Promise.allSettled([...clients.map((c) => c.stop()), ...writers.map((w) => w.stop())]),
     sleep(5000),
@@ -150,6 +152,14 @@ async function main(): Promise<number> {
     }
   }
   for (const c of clients) c.start();
+  // Late joiners: one per project starts at after=now some time into the
+  // fault phase, so the "now" path and its hand-over to the ring are judged too.
+  for (const project of PROJECTS) {
+    const c = new SseClient(`${project}/late`, 'reconnecting', project, rng.fork(), pool, 10_000, 'now');
+    clients.push(c);
+    sse.push(c);
+    lateTimers.push(setTimeout(() => c.start(), rng.int(5, Math.max(6, Math.floor(durationS / 2))) * 1000));
+  }
   for (let i = 0; i < writerCount; i++) writers.push(new Writer(i + 1, rng.fork(), cluster, ledger));
   for (const w of writers) w.start();
   log(`${clients.length} clients and ${writers.length} writers running`);
@@ -184,10 +194,17 @@ async function main(): Promise<number> {
   log(`ground truth: ${truth.total} events in change_log`);
 
   // Drain: every client must catch up to its project's history.
-  const expectedFor = new Map<Client, number[]>();
-  for (const c of clients) {
-    expectedFor.set(c, truth.byProject.get(c.project)!.filter((seq) => typeMatches(truth.typeOf.get(seq)!, c.types)));
-  }
+  const filtered = new Map<Client, number[]>();
+  for (const c of clients) filtered.set(c, truth.byProject.get(c.project)!.filter((seq) => typeMatches(truth.typeOf.get(seq)!, c.types)));
+  const expectedFor = {
+    get(c: Client): number[] {
+      const all = filtered.get(c)!;
+      if (!c.fromNow) return all;
+      // Its history starts at the first event it received (none yet: nothing is owed).
+      const at = c.seqs.length ? all.indexOf(c.seqs[0]) : all.length;
+      return at >= 0 ? all.slice(at) : all;
+    },
+  };
   const behind = () => clients.filter((c) => new Set(c.seqs).size < expectedFor.get(c)!.length);
   let lastReport = 0;
   await waitFor('clients to catch up', 120_000, () => {
