@@ -16,10 +16,19 @@ const NOT_YET = new Set([
 ]);
 
 async function migrateWhenUp(url: string, log: Logger): Promise<void> {
+  await whenUp(log, async () => {
+    const applied = await migrate(url);
+    if (applied.length) log.info({ applied }, 'migrations applied');
+  });
+}
+
+/** Runs a start-up step until it succeeds or fails for a reason other than
+ *  "the database is not (or no longer) reachable": a restart or a terminated
+ *  backend during start-up must delay the daemon, not end it. */
+async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
-      const applied = await migrate(url);
-      if (applied.length) log.info({ applied }, 'migrations applied');
+      await step();
       return;
     } catch (err) {
       const code = (err as { code?: string }).code ?? ((err as Error).cause as { code?: string } | undefined)?.code;
@@ -62,7 +71,8 @@ export async function serve(argv: readonly string[]): Promise<void> {
   }
   await migrateWhenUp(url, log);
   const daemon = new Daemon(config, url, log);
-  await daemon.start();
+  // Daemon.start() is safe to repeat: its database reads come before any state is set.
+  await whenUp(log, () => daemon.start());
   const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
   log.info({ port: daemon.port, host: config.host }, 'listening');
   printHints(config, url, daemon.port, embedded !== undefined);
