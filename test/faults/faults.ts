@@ -19,6 +19,8 @@ export const FAULT_KINDS = [
   'long-transaction',
   'quiet-burst',
   'client-stall',
+  'cold-start',
+  'start-race',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Faults that may overlap anything else, including a daemon restart. */
@@ -158,6 +160,36 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<string> {
       const n = await quietBurst(ctx.cluster, rng, ctx.ledger);
       return `${n} rows without NOTIFY`;
     }
+    case 'cold-start': {
+      // "If Postgres is down at start it retries until it comes up."
+      const r = rng.pick(ctx.replicas);
+      await r.kill('SIGKILL');
+      await ctx.cluster.stop('fast');
+      const down = rng.int(300, 2500);
+      let starting: Promise<void>;
+      try {
+        starting = r.start(90_000);
+        starting.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+        await sleep(down);
+      } finally {
+        await ctx.cluster.start();
+      }
+      await starting;
+      return `${r.name} started while postgres was down for ${down}ms, restarted as #${r.incarnation}; ${await assertReady(ctx, kind)}`;
+    }
+    case 'start-race': {
+      // Postgres goes away in the middle of a replica's start-up (migrations, first reads).
+      const r = rng.pick(ctx.replicas);
+      await r.kill('SIGKILL');
+      const mode = rng.pick(['fast', 'immediate'] as const);
+      const delay = rng.int(0, 400);
+      const starting = r.start(90_000);
+      starting.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
+      await sleep(delay);
+      await ctx.cluster.restart(mode);
+      await starting;
+      return `${r.name} restarted as #${r.incarnation} with a ${mode} postgres restart ${delay}ms into its start-up; ${await assertReady(ctx, kind)}`;
+    }
     case 'client-stall': {
       if (ctx.sseClients.length === 0) return 'no SSE client to stall';
       const first = rng.pick(ctx.sseClients);
@@ -213,6 +245,7 @@ export class FaultSchedule {
       }
       // A restart that failed leaves a replica down; bring it back so the
       // next fault starts from a running system.
+      if (lane === 'main' && !this.ctx.cluster.isRunning) await this.ctx.cluster.start().catch((err) => this.ctx.log(`postgres start after a failed fault: ${(err as Error).message}`));
       for (const r of lane === 'main' ? this.ctx.replicas : []) {
         if (r.state === 'down') await r.start().catch((err) => this.ctx.violation(`replica ${r.name} failed to restart: ${(err as Error).message}`));
       }
