@@ -58,9 +58,11 @@ function body(page: Page, cursor: Cursor): string {
 
 async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: { aborted: boolean; cleanup: () => void }): Promise<void> {
   let params;
+  let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    if (ctx.streams.full()) throw new PgfeedError('over_capacity');
+    release = ctx.streams.reserve();
+    if (!release) throw new PgfeedError('over_capacity');
     params = parsePollParams(query);
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
     if (state.aborted) return;
@@ -70,9 +72,13 @@ async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: 
       ctx.feed.metrics.delivered.inc(page.events.length);
       return sendJson(res, '200 OK', body(page, params.cursor));
     }
+    // The long-poll takes its place among the polls; the reservation ends.
+    release();
     await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state);
   } catch (err) {
     if (!state.aborted) ctx.reject(res, err);
+  } finally {
+    release?.();
   }
 }
 

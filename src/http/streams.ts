@@ -15,6 +15,8 @@ export class Streams {
   readonly sse = new Set<OpenStream>();
   readonly polls = new Set<{ finish(): void }>();
   private readonly timer: NodeJS.Timeout;
+  /** Requests that passed the capacity check and are still resolving their cursor. */
+  private reserved = 0;
 
   constructor(
     private readonly max: number,
@@ -24,11 +26,25 @@ export class Streams {
   }
 
   get size(): number {
-    return this.sse.size + this.polls.size;
+    return this.sse.size + this.polls.size + this.reserved;
   }
 
   full(): boolean {
     return this.size >= this.max;
+  }
+
+  /**
+   * Claims a slot before the first await: requests arriving together must not
+   * all pass the check while their cursor lookups run. Returns the release.
+   */
+  reserve(): (() => void) | null {
+    if (this.full()) return null;
+    this.reserved++;
+    let held = true;
+    return () => {
+      if (held) this.reserved--;
+      held = false;
+    };
   }
 
   private heartbeat(): void {
