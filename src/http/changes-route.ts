@@ -61,7 +61,7 @@ async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: 
   let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    release = ctx.streams.reserve();
+    release = ctx.streams.admit();
     if (!release) throw new PgfeedError('over_capacity');
     params = parsePollParams(query);
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
@@ -72,9 +72,7 @@ async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: 
       ctx.feed.metrics.delivered.inc(page.events.length);
       return sendJson(res, '200 OK', body(page, params.cursor));
     }
-    // The long-poll takes its place among the polls; the reservation ends.
-    release();
-    await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state);
+    await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state, release);
   } catch (err) {
     if (!state.aborted) ctx.reject(res, err);
   } finally {
@@ -85,7 +83,7 @@ async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: 
 /** Waits in the hub for the project's next events, or the deadline, or shutdown. */
 function longPoll(
   ctx: RouteContext, res: HttpResponse, filter: Filter, limit: number, waitMs: number,
-  pos: Position, cursor: Cursor, state: { aborted: boolean; cleanup: () => void },
+  pos: Position, cursor: Cursor, state: { aborted: boolean; cleanup: () => void }, release: () => void,
 ): Promise<void> {
   return new Promise((resolve) => {
     const matches = typeMatcher(filter.types);
@@ -117,6 +115,7 @@ function longPoll(
     };
     ctx.feed.hub.add(receiver);
     ctx.streams.polls.add(poller);
+    release(); // the poll now counts in `polls`
     ctx.feed.metrics.polls.set(ctx.streams.polls.size);
     // The tail may have passed pos between the page read and registering: look once more.
     if (!ctx.feed.tail.ring.covers(pos)) return;

@@ -30,7 +30,7 @@ async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream:
   let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    release = ctx.streams.reserve();
+    release = ctx.streams.admit();
     if (!release) throw new PgfeedError('over_capacity');
     const params = parseStreamParams(query, lastEventId);
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
@@ -44,7 +44,6 @@ async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream:
       res.write(retryFrame(ctx.retryMs));
     });
     stream.sub = new Subscriber(ctx.feed, sink, params.filter, pos);
-    release();
     ctx.streams.sse.add(stream);
     stream.sub.start();
   } catch (err) {

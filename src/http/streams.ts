@@ -15,8 +15,6 @@ export class Streams {
   readonly sse = new Set<OpenStream>();
   readonly polls = new Set<{ finish(): void }>();
   private readonly timer: NodeJS.Timeout;
-  /** Requests that passed the capacity check and are still resolving their cursor. */
-  private reserved = 0;
 
   constructor(
     private readonly max: number,
@@ -25,25 +23,21 @@ export class Streams {
     this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
   }
 
+  /** Requests admitted but not yet streaming (their cursor is being looked up). */
+  private pending = 0;
+
   get size(): number {
-    return this.sse.size + this.polls.size + this.reserved;
+    return this.sse.size + this.polls.size + this.pending;
   }
 
-  full(): boolean {
-    return this.size >= this.max;
-  }
-
-  /**
-   * Claims a slot before the first await: requests arriving together must not
-   * all pass the check while their cursor lookups run. Returns the release.
-   */
-  reserve(): (() => void) | null {
-    if (this.full()) return null;
-    this.reserved++;
-    let held = true;
+  /** Takes a place, or returns null when full. Release it once the stream is registered or refused. */
+  admit(): (() => void) | null {
+    if (this.size >= this.max) return null;
+    this.pending++;
+    let released = false;
     return () => {
-      if (held) this.reserved--;
-      held = false;
+      if (!released) this.pending--;
+      released = true;
     };
   }
 
