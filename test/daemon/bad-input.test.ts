@@ -166,6 +166,10 @@ t.test('oversized headers: refused, and the daemon still serves', async (t) => {
     const res = await rawRequest(daemon.port, `GET /v1/events?project=x&after=0 HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(size)}\r\n\r\n`, 3_000);
     t.ok(res.status === 431 || (res.status === 0 && res.ended !== 'timeout'), `a ${size / 1024} KB header: 431 or the connection is closed (status ${res.status}, ${res.ended})`);
     t.notMatch(res.head, /text\/event-stream/i, 'no stream');
+    if (res.status === 431) {
+      t.match(rawHeader(res, 'content-type'), 'application/json');
+      t.match(res.body, /"code":"header_too_large"/, 'the JSON error names header_too_large');
+    }
   }
   const many = Array.from({ length: 500 }, (_, i) => `X-H${i}: ${'v'.repeat(100)}\r\n`).join('');
   const res = await rawRequest(daemon.port, `GET /v1/events?project=x&after=0 HTTP/1.1\r\nHost: x\r\n${many}\r\n`, 3_000);
