@@ -82,6 +82,10 @@ t.test('Last-Event-ID: garbage, negative, injection attempts', async (t) => {
   // A bare CR inside the header value cannot be sent by fetch: write it on a socket.
   const res = await rawRequest(daemon.port, 'GET /v1/events?project=x&after=0 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\rretry: 1\r\n\r\n');
   t.not(res.status, 200, 'a CR inside Last-Event-ID never opens a stream');
+  // Two cursors are ambiguous: fetch would join them with a comma, so write them on a socket.
+  const twice = await rawRequest(daemon.port, 'GET /v1/events?project=x&after=0 HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 1\r\nLast-Event-ID: 2\r\n\r\n');
+  t.equal(twice.status, 400, 'a repeated Last-Event-ID header: 400');
+  t.match(twice.body, /"code":"duplicate_parameter"/);
   t.notMatch(res.head, /text\/event-stream/i, 'no event stream');
   if (res.status !== 0) t.ok(res.status >= 400 && res.status < 500, `a 4xx (${res.status})`);
 });
