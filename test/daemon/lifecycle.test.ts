@@ -23,7 +23,7 @@ const emit = async (project: string, n: number): Promise<number[]> => {
 
 /** The project's seqs in delivery order, (xid, seq), as Postgres has them. */
 async function truth(project: string): Promise<number[]> {
-  const { rows } = await db.pool.query<{ seq: string }>('SELECT seq::text FROM pgfeed.change_log WHERE project = $1 ORDER BY xid, seq', [project]);
+  const { rows } = await db.pool.query<{ seq: string }>('SELECT c.seq::text AS seq FROM pgfeed.change_log c WHERE c.project = $1 ORDER BY c.xid, c.seq', [project]);
   return rows.map((r) => Number(r.seq));
 }
 
@@ -70,6 +70,29 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(msgs.indexOf('shutting down') >= 0 && msgs.indexOf('stopped') > msgs.indexOf('shutting down'), 'it logged the shutdown, then that it stopped');
   });
 }
+
+t.test('SIGTERM with a client that stopped reading: exit 0, and the client can still resume', async (t) => {
+  const d = await startDaemon(t, db.url, { PGFEED_SHUTDOWN_TIMEOUT_MS: '5000' });
+  const project = 'stop-paused';
+  const slow = await sse(`${d.base}/v1/events?project=${project}&after=now`);
+  await slow.waitFor((c) => c.retry !== null, 5_000, 'the retry frame');
+  slow.pause();
+  // About 20 MB of frames: far more than the socket buffers hold.
+  await db.pool.query(`SELECT pgfeed.emit($1, 'big', jsonb_build_object('pad', repeat('x', 10000), 'i', i)) FROM generate_series(1, 2000) i`, [project]);
+  await waitUntil(async () => (await metric(d.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 15_000, 'the stream to pause');
+  const code = await exitWithin(d, 'SIGTERM', 15_000);
+  t.equal(code, 0, 'exit 0 although a client is not reading');
+  slow.resume();
+  await slow.waitFor((c) => c.closed, 15_000, 'the end of the response');
+  const got = slow.seqs.length;
+  t.ok(got > 0 && got < 2000, `the client got part of the backlog (${got})`);
+  // Whatever it got, it resumes from there and gets the rest exactly once.
+  const d2 = await startDaemon(t, db.url);
+  const rest = await sse(`${d2.base}/v1/events?project=${project}`, { 'Last-Event-ID': slow.lastEventId! });
+  await rest.waitFor((c) => slow.seqs.length + c.seqs.length >= 2000, 20_000, 'the rest');
+  t.same([...slow.seqs, ...rest.seqs], await truth(project), 'nothing lost, nothing twice');
+  rest.close();
+});
 
 t.test('restart: reconnecting with Last-Event-ID loses nothing and repeats nothing', async (t) => {
   const project = 'restart';
