@@ -62,6 +62,25 @@ t.test('one NOTIFY per statement, carrying a seq', async (t) => {
   t.equal(payloads[1], max, 'the payload is the last seq of the statement');
 });
 
+t.test('update and delete notify once with their own last seq', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE rows3 (id int, v int); SELECT pgfeed.track('rows3', NULL, 'p');
+    INSERT INTO rows3 SELECT g, g FROM generate_series(1, 50) g`);
+  const listener = await db.pool.connect();
+  const payloads: string[] = [];
+  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+  await listener.query('LISTEN pgfeed');
+  const last = async () => (await db.pool.query('SELECT max(seq)::text AS m FROM pgfeed.change_log')).rows[0].m;
+  await db.pool.query('UPDATE rows3 SET v = v + 1 WHERE id <= 20');
+  const afterUpdate = await last();
+  await db.pool.query('DELETE FROM rows3 WHERE id > 40');
+  const afterDelete = await last();
+  await db.pool.query('DELETE FROM rows3 WHERE id > 1000');
+  await new Promise((r) => setTimeout(r, 200));
+  listener.release();
+  t.same(payloads, [afterUpdate, afterDelete], 'one each, the last seq each wrote; nothing for a statement that touched no row');
+});
+
 t.test('types are <table>.<op>, schema-qualified outside public', async (t) => {
   const db = await testDatabase(t);
   await db.pool.query(`CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE orders (id int);
