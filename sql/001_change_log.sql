@@ -128,6 +128,19 @@ BEGIN
   IF nsp = 'pgfeed' THEN
     RAISE EXCEPTION 'pgfeed.track: tables of the pgfeed schema cannot be tracked' USING ERRCODE = 'invalid_parameter_value';
   END IF;
+  -- Types starting with 'pgfeed.' are the daemon's control events.
+  IF nsp = 'public' AND rel = 'pgfeed' THEN
+    RAISE EXCEPTION 'pgfeed.track: public.pgfeed would produce event types starting with "pgfeed.", which are reserved'
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Rename the table, or move it to another schema: its types are then <schema>.pgfeed.<op>.';
+  END IF;
+  -- A dot would let two tables share a type (public."a.b" and a.b); a control
+  -- character can never be part of an event name.
+  IF nsp ~ '[.\x01-\x1f]' OR rel ~ '[.\x01-\x1f]' THEN
+    RAISE EXCEPTION 'pgfeed.track: % cannot be tracked: its schema or table name contains a dot or a control character', tbl
+      USING ERRCODE = 'invalid_parameter_value',
+            HINT = 'Rename the table (or its schema): event types are built from these names.';
+  END IF;
   IF (project_column IS NULL) = (project IS NULL) THEN
     RAISE EXCEPTION 'pgfeed.track: give exactly one of project_column or project'
       USING ERRCODE = 'invalid_parameter_value',
