@@ -1,5 +1,5 @@
 // Capture (write path): what tracking a table costs the transactions that
-// write to it. Three tables of identical shape are written in turn:
+// write to it. Four tables of identical shape are written in turn:
 //
 //   untracked   no trigger: the baseline
 //   statement   pgfeed.track(): the statement-level capture of sql/001
@@ -118,7 +118,7 @@ DECLARE
 BEGIN
   IF s <> '' THEN
     PERFORM set_config('pgfeed_bench.last_seq', '', true);
-    PERFORM pg_notify(pgfeed.channel(), s);
+    PERFORM pg_notify((SELECT st.channel FROM pgfeed.settings st), s);
   END IF;
   RETURN NULL;
 END $$;
