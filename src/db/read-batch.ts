@@ -32,11 +32,10 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
     ? ['(c.project, c.xid, c.seq) > ($4, $1::text::xid8, $2::bigint)', 'c.project = $4', 'c.xid < h.xmin']
     : ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
   const typeOr: string[] = [];
-  // Numbered consecutively: a gap (prefixes only, as $6 with no $5) leaves a
-  // parameter whose type Postgres cannot determine, and the query fails.
-  let next = 5;
-  if (exact) typeOr.push(`c.type = ANY($${next++}::text[])`);
-  if (prefixes) typeOr.push(`c.type LIKE ANY($${next++}::text[])`);
+  // Numbered in the order readBatch passes them: every parameter is used, so each has a type.
+  let n = 5;
+  if (exact) typeOr.push(`c.type = ANY($${n++}::text[])`);
+  if (prefixes) typeOr.push(`c.type LIKE ANY($${n++}::text[])`);
   if (typeOr.length) where.push(`(${typeOr.join(' OR ')})`);
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
