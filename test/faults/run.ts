@@ -116,7 +116,8 @@ async function main(): Promise<number> {
   log(`seed ${seed}, duration ${durationS}s, ${writerCount} writers, ${perProject} clients per project; logs in ${logDir}`);
 
   cluster = await Cluster.create();
-  log(`postgres on port ${cluster.port} (${cluster.dir})`);
+  const version = (await cluster.query<{ v: string }>('SHOW server_version')).rows[0].v;
+  log(`postgres ${version} on port ${cluster.port} (${cluster.dir})`);
 
   const horizonStallMs = 2500;
   const daemonEnv = { PGFEED_HEARTBEAT_MS: '2000', PGFEED_POLL_MS: '1000', PGFEED_HORIZON_STALL_MS: String(horizonStallMs) };
