@@ -31,6 +31,9 @@ export async function loadMigrations(dir: URL = SQL_DIR): Promise<Migration[]> {
 export async function migrate(connectionString: string): Promise<string[]> {
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString, application_name: 'pgfeed:migrate' });
+  // A lost connection also rejects the query in flight, which is what the
+  // caller sees; without a listener pg's 'error' event would crash the process.
+  client.on('error', () => {});
   await client.connect();
   const applied: string[] = [];
   try {
