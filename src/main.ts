@@ -15,6 +15,24 @@ const NOT_YET = new Set([
   '53300', // too_many_connections
 ]);
 
+/** pg's message when the socket closes without an ErrorResponse (an immediate
+ *  shutdown, a crash): it carries no SQLSTATE. */
+const LOST = 'Connection terminated unexpectedly';
+
+/** Is this start-up failure "the database is not (or no longer) reachable"?
+ *  Looks through causes too: a migration that lost its connection is wrapped
+ *  in migration_failed. */
+export function notYet(err: unknown): boolean {
+  let e: unknown = err;
+  for (let depth = 0; depth < 5 && e; depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && NOT_YET.has(code)) return true;
+    if (e instanceof Error && e.message === LOST) return true;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
 async function migrateWhenUp(url: string, log: Logger): Promise<void> {
   await whenUp(log, async () => {
     const applied = await migrate(url);
@@ -31,8 +49,7 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       await step();
       return;
     } catch (err) {
-      const code = (err as { code?: string }).code ?? ((err as Error).cause as { code?: string } | undefined)?.code;
-      if (!code || !NOT_YET.has(code)) throw err;
+      if (!notYet(err)) throw err;
       const delay = backoff(attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, delay));
