@@ -130,6 +130,14 @@ export function checkClient(client: ClientRecord, expected: number[], xidOf: Map
   if (lost.length) {
     const firstLost = index.get(lost[0])!;
     description.push(`${who} lost ${lost.length} events: seqs ${show(lost)}; first lost is #${firstLost} in (xid, seq) order, after seq ${firstLost > 0 ? expected[firstLost - 1] : 'start'}`);
+    // Where the gap opened: the connections that delivered its neighbours.
+    const before = firstLost > 0 ? client.seqs.indexOf(expected[firstLost - 1]) : -1;
+    if (before >= 0 && before + 1 < client.seqs.length) {
+      const c1 = client.connOf[before];
+      const c2 = client.connOf[before + 1];
+      description.push(`  seq ${client.seqs[before]} (xid ${xidOf.get(client.seqs[before]) ?? '?'}) came on connection #${c1}, the next received, seq ${client.seqs[before + 1]} (xid ${xidOf.get(client.seqs[before + 1]) ?? '?'}), on #${c2}; missing seq ${lost[0]} has xid ${xidOf.get(lost[0]) ?? '?'}`);
+      for (const h of client.history.filter((line) => { const n = Number(/^#(\d+)/.exec(line)?.[1]); return n >= c1 && n <= c2; }).slice(0, 4)) description.push(`  ${h}`);
+    }
   }
   if (dups.length) description.push(`${who} received ${dups.length} duplicates: seqs ${show(dups)}`);
   if (misordered) {

@@ -139,6 +139,10 @@ export interface ClientRecord {
   readonly fromNow: boolean;
   /** Seqs of non-control events in arrival order. */
   seqs: number[];
+  /** For each entry of seqs, the connection (1-based) that delivered it. */
+  connOf: number[];
+  /** One line per connection: where it went and from which cursor. */
+  history: string[];
   /** Events whose project was not the client's. */
   foreign: Array<{ seq: number; project: string }>;
   controls: Map<string, number>;
@@ -154,6 +158,8 @@ abstract class BaseClient implements ClientRecord {
   types: string[] | null = null;
   fromNow = false;
   readonly seqs: number[] = [];
+  readonly connOf: number[] = [];
+  readonly history: string[] = [];
   readonly foreign: Array<{ seq: number; project: string }> = [];
   readonly controls = new Map<string, number>();
   readonly protocol: string[] = [];
@@ -213,6 +219,7 @@ abstract class BaseClient implements ClientRecord {
     }
     if (!typeMatches(ev.type, this.types)) this.note(`seq ${seq} of type ${ev.type} passed the filter types=${this.types?.join(',')}`);
     this.seqs.push(seq);
+    this.connOf.push(this.connects);
   }
 }
 
@@ -279,6 +286,7 @@ export class SseClient extends BaseClient {
       const types = this.types ? `&types=${encodeURIComponent(this.types.join(','))}` : '';
       const url = `${base}/v1/events?project=${encodeURIComponent(this.project)}&after=${after}${types}`;
       this.connects++;
+      this.history.push(`#${this.connects} ${base} ${headers['Last-Event-ID'] ? `Last-Event-ID: ${headers['Last-Event-ID']}` : `after=${after}`} at ${new Date().toISOString()}`);
       let settled = false;
       const finish = (ok: boolean) => {
         if (settled) return;
@@ -394,6 +402,8 @@ export class PollClient extends BaseClient {
       const types = this.types ? `&types=${encodeURIComponent(this.types.join(','))}` : '';
       const url = `${base}/v1/changes?project=${encodeURIComponent(this.project)}&after=${this.cursor}&limit=${limit}&wait=${wait}${types}`;
       this.connects++;
+      this.history.push(`#${this.connects} ${base} after=${this.cursor} limit=${limit} wait=${wait}`);
+      if (this.history.length > 100_000) this.history.splice(0, 50_000);
       let body: { status: number; text: string } | null = null;
       try {
         body = await this.get(url, (wait + 15) * 1000);
