@@ -116,7 +116,7 @@ async function main(): Promise<number> {
   log(`seed ${seed}, duration ${durationS}s, ${writerCount} writers, ${perProject} clients per project; logs in ${logDir}`);
 
   cluster = await Cluster.create();
-  const version = (await cluster.query<{ v: string }>('SHOW server_version')).rows[0].v;
+  const version = (await cluster.query<{ server_version: string }>('SHOW server_version')).rows[0].server_version;
   log(`postgres ${version} on port ${cluster.port} (${cluster.dir})`);
 
   const horizonStallMs = 2500;
