@@ -1,0 +1,134 @@
+// One SSE subscriber on a raw socket, as the load generator runs thousands of
+// them per process. It records every event id it receives (for the
+// exactly-once / order check at the end), the commit→arrival latency read
+// from the row's sent_us field, and reconnects like EventSource: after the
+// server's `retry:` delay, sending Last-Event-ID.
+
+import net from 'node:net';
+import { SseParser, type SseEvent } from './sse-parser.js';
+
+export interface ClientTarget {
+  host: string;
+  port: number;
+  localAddress?: string;
+}
+
+export interface ClientSpec {
+  project: string;
+  /** Path and query, e.g. /v1/events?project=p1&after=0 */
+  path: string;
+  /** Last-Event-ID to send on the first connection (catch-up scenarios). */
+  lastEventId?: string;
+}
+
+export interface ClientHooks {
+  /** Called with the arrival time (µs, wall clock) and the row's sent time. */
+  onLatency(us: number): void;
+  onEvent(): void;
+  onOpen(c: LoadClient): void;
+  onFail(c: LoadClient, status: number): void;
+}
+
+const SENT_KEY = '"sent_us":';
+
+export function nowUs(): number {
+  return (performance.timeOrigin + performance.now()) * 1000;
+}
+
+export class LoadClient {
+  readonly received: number[] = [];
+  lastId: string | undefined;
+  retryMs = 1000;
+  open = false;
+  /** Wall-clock ms of the latest 200 response. */
+  openedAt = 0;
+  opens = 0;
+  disconnects = 0;
+  failures = 0;
+  lastStatus = 0;
+  private socket: net.Socket | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private closed = false;
+
+  constructor(
+    private readonly target: ClientTarget,
+    readonly spec: ClientSpec,
+    private readonly hooks: ClientHooks,
+    /** Keep reconnecting after the stream ends, like EventSource. */
+    private readonly reconnect: boolean,
+  ) {
+    this.lastId = spec.lastEventId;
+  }
+
+  connect(): void {
+    if (this.closed) return;
+    const s = net.connect({ host: this.target.host, port: this.target.port, localAddress: this.target.localAddress });
+    this.socket = s;
+    s.setNoDelay(true);
+    const parser = new SseParser({
+      onHead: (status) => {
+        this.lastStatus = status;
+        if (status === 200) {
+          this.open = true;
+          this.opens++;
+          this.openedAt = Date.now();
+          this.hooks.onOpen(this);
+        } else {
+          this.failures++;
+          this.hooks.onFail(this, status);
+          s.destroy();
+        }
+      },
+      onEvent: (ev) => this.event(ev),
+      onRetry: (ms) => {
+        this.retryMs = ms;
+      },
+      onComment: () => {},
+    });
+    s.on('connect', () => {
+      let req = `GET ${this.spec.path} HTTP/1.1\r\nHost: ${this.target.host}:${this.target.port}\r\nAccept: text/event-stream\r\n`;
+      if (this.lastId !== undefined) req += `Last-Event-ID: ${this.lastId}\r\n`;
+      s.write(req + '\r\n');
+    });
+    s.on('data', (b: Buffer) => parser.push(b));
+    s.on('error', () => {});
+    s.on('close', () => {
+      const wasOpen = this.open;
+      this.open = false;
+      this.socket = null;
+      if (this.closed) return;
+      if (wasOpen) this.disconnects++;
+      else if (this.lastStatus === 0) {
+        // Refused or reset before any response: the server is down or full.
+        this.failures++;
+        this.hooks.onFail(this, 0);
+      }
+      this.lastStatus = 0;
+      if (this.reconnect) this.timer = setTimeout(() => this.connect(), this.retryMs);
+    });
+  }
+
+  private event(ev: SseEvent): void {
+    if (ev.id === undefined || ev.event.startsWith('pgfeed.')) return;
+    this.lastId = ev.id;
+    this.received.push(Number(ev.id));
+    this.hooks.onEvent();
+    // A substring scan instead of JSON.parse: the generator must not be the
+    // bottleneck at 100k deliveries/s.
+    const k = ev.data.indexOf(SENT_KEY);
+    if (k >= 0) {
+      let i = k + SENT_KEY.length;
+      let v = 0;
+      for (let c = ev.data.charCodeAt(i); c >= 48 && c <= 57; c = ev.data.charCodeAt(++i)) v = v * 10 + (c - 48);
+      if (v > 0) this.hooks.onLatency(nowUs() - v);
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.socket?.destroy();
+    this.socket = null;
+    this.open = false;
+  }
+}
