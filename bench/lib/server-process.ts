@@ -22,6 +22,13 @@ export interface ServerOptions {
   env?: Record<string, string>;
 }
 
+// Servers still running when the bench exits (an error, a Ctrl-C) are
+// killed rather than left holding ports and thousands of sockets.
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
 export class ServerProcess {
   private constructor(
     readonly kind: ServerKind,
@@ -55,6 +62,8 @@ export class ServerProcess {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    live.add(proc);
+    proc.once('exit', () => live.delete(proc));
     const tail: string[] = [];
     const keep = (line: string) => {
       tail.push(line);

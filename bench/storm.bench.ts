@@ -1,0 +1,130 @@
+// storm: restart the daemon under N live streams while writers keep
+// committing. Every client reconnects like EventSource (after its jittered
+// `retry:` delay, with Last-Event-ID). Measures the time from SIGTERM until
+// every client has been accepted again, and checks that no event was lost,
+// duplicated or reordered across the restart.
+
+import type { BenchDatabase } from './lib/bench-db.js';
+import { LoadGenerator } from './lib/load-generator.js';
+import { isMain, runBench, type Scenario } from './lib/runner.js';
+import { ServerProcess } from './lib/server-process.js';
+import { round } from './lib/summary.js';
+import { sleep, waitUntil } from './lib/wait.js';
+import { expectedOrder, Writers } from './lib/writers.js';
+
+export interface StormResult {
+  streams: number;
+  resume_seconds: number;
+  lost: number;
+  [extra: string]: unknown;
+}
+
+export const storm: Scenario<StormResult> = {
+  name: 'storm',
+  steps: () => 1,
+  async run(ctx) {
+    if (!ctx.pgfeed) return 'the pgfeed daemon is not built';
+    const n = ctx.opts.stormStreams;
+    const projects = Math.min(ctx.opts.projects, n);
+    const names = Array.from({ length: projects }, (_, i) => `p${i}`);
+    let database: BenchDatabase | null = null;
+    let srv: ServerProcess | null = null;
+    let gen: LoadGenerator | null = null;
+    let writers: Writers | null = null;
+    try {
+      ctx.progress.step(`storm: restart pgfeed under ${n} streams`);
+      database = await ctx.db.fresh();
+      srv = await ServerProcess.start('pgfeed', { databaseUrl: database.url });
+      const port = srv.port;
+      gen = new LoadGenerator({ host: '127.0.0.1', port, totalStreams: n });
+      const specs = Array.from({ length: n }, (_, i) => ({ project: names[i % projects], path: `/v1/events?project=${names[i % projects]}&after=0` }));
+      const opened = await gen.open(specs, true);
+      writers = new Writers(database.url, { rate: ctx.opts.rate, projects });
+      await writers.start();
+      await sleep(2000);
+
+      const t0 = Date.now();
+      const stopped = await srv.close();
+      srv = null;
+      const t1 = Date.now();
+      srv = await ServerProcess.start('pgfeed', { databaseUrl: database.url, port });
+      const t2 = Date.now();
+      let resumed = 0;
+      const allResumed = await waitUntil(
+        async () => {
+          resumed = (await gen!.stats(t0)).openSince;
+          return resumed >= n;
+        },
+        { timeoutMs: ctx.opts.full ? 120_000 : 60_000, intervalMs: 100 },
+      );
+      const st = await gen.stats(t0);
+      const resumeSeconds = (st.lastOpenAt - t0) / 1000;
+      // Keep writing a little after everyone is back, then drain.
+      await sleep(2000);
+      const { committed } = await writers.stop();
+      const expected = await expectedOrder(database.url, names);
+      let expectedDeliveries = 0;
+      for (const s of specs) expectedDeliveries += expected[s.project].length;
+      let deliveries = 0;
+      const drained = await waitUntil(
+        async () => {
+          deliveries = (await gen!.stats()).deliveries;
+          return deliveries >= expectedDeliveries;
+        },
+        { timeoutMs: 30_000, stallMs: 5000, progressOf: () => deliveries },
+      );
+      const check = await gen.check(expected);
+      const end = await gen.stats(t0);
+      ctx.progress.tick();
+      return {
+        streams: n,
+        resume_seconds: round(resumeSeconds, 2),
+        lost: check.lost,
+        duplicated: check.duplicated,
+        misordered: check.misordered,
+        all_resumed: allResumed,
+        resumed: st.openSince,
+        opened_before: opened.open,
+        committed,
+        drained,
+        shutdown_seconds: round((t1 - t0) / 1000, 2),
+        shutdown_exit_code: stopped.code,
+        restart_seconds: round((t2 - t1) / 1000, 2),
+        refused_or_failed_attempts: end.failures,
+        statuses: end.statuses,
+      };
+    } finally {
+      await gen?.close();
+      await writers?.close();
+      await srv?.close();
+      await database?.drop();
+    }
+  },
+  table(r) {
+    return [
+      ['streams resumed', `${r.resumed as number}/${r.streams}${r.all_resumed ? '' : ' (NOT all)'}`],
+      ['resume time', `${r.resume_seconds} s after SIGTERM (shutdown ${r.shutdown_seconds as number} s, exit ${String(r.shutdown_exit_code)}; start ${r.restart_seconds as number} s)`],
+      ['lost/dup/misordered', `${r.lost}/${r.duplicated as number}/${r.misordered as number} of ${r.committed as number} committed${r.drained ? '' : ' (not drained)'}`],
+    ];
+  },
+  charts(r) {
+    return {
+      charts: [
+        {
+          kind: 'bar',
+          title: `restart under ${r.streams} streams`,
+          yLabel: 'seconds',
+          bars: [
+            { label: 'shutdown', value: r.shutdown_seconds as number },
+            { label: 'start', value: r.restart_seconds as number },
+            { label: 'all resumed', value: r.resume_seconds },
+          ],
+        },
+        { kind: 'bar', title: 'events lost / duplicated / misordered', yLabel: 'events', bars: [{ label: 'lost', value: r.lost }, { label: 'dup', value: r.duplicated as number }, { label: 'misord', value: r.misordered as number }] },
+      ],
+      caption: `storm: SIGTERM and restart of pgfeed on the same port under ${r.streams} live streams while writers commit`,
+    };
+  },
+};
+
+if (isMain(import.meta.url)) await runBench([storm], process.argv.slice(2), 'storm');
