@@ -64,10 +64,14 @@ export class LoadGenerator {
     for (let i = 0; i < n; i++) this.workers.push(new WorkerHandle());
   }
 
-  /** Source addresses for `streams` connections: 127.0.0.1, .2, ... */
+  /**
+   * Source addresses 127.0.0.1, .2, ... once one address runs out of ports;
+   * none below that, because binding before connect makes the kernel search
+   * for a port unused by any bound socket, which slows down every connect.
+   */
   private addresses(): string[] {
-    const k = Math.max(1, Math.ceil(this.opts.totalStreams / STREAMS_PER_ADDRESS));
-    return Array.from({ length: k }, (_, i) => `127.0.0.${i + 1}`);
+    const k = Math.ceil(this.opts.totalStreams / STREAMS_PER_ADDRESS);
+    return k <= 1 ? [] : Array.from({ length: k }, (_, i) => `127.0.0.${i + 1}`);
   }
 
   /** Opens the streams (round-robin over workers); resolves once each got a response or failed. */

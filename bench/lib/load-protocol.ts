@@ -23,7 +23,7 @@ export interface WorkerStats {
   lastEventAt: number;
   disconnects: number;
   failures: number;
-  /** Status of failed responses, e.g. { "503": 12, "0": 3 } (0 = refused). */
+  /** Failed attempts by HTTP status or socket error, e.g. { "503": 12, "ECONNREFUSED": 3 }. */
   statuses: Record<string, number>;
 }
 

@@ -47,15 +47,15 @@ const hooks: ClientHooks = {
   onLatency(us) {
     histogram.recordValue(Math.max(1, Math.round(us)));
   },
-  onEvent() {
+  onEvent(atUs) {
     deliveries++;
-    lastEventAt = Date.now();
+    lastEventAt = atUs / 1000;
   },
   onOpen(c) {
     firstAttempt(c);
   },
-  onFail(c, status) {
-    statuses[status] = (statuses[status] ?? 0) + 1;
+  onFail(c, reason) {
+    statuses[reason] = (statuses[reason] ?? 0) + 1;
     firstAttempt(c);
   },
 };
@@ -65,7 +65,7 @@ async function handle(m: WorkerRequest): Promise<unknown> {
     case 'open': {
       const start = clients.length;
       m.streams.forEach((spec, i) => {
-        const localAddress = m.localAddresses[(start + i) % m.localAddresses.length];
+        const localAddress = m.localAddresses.length > 0 ? m.localAddresses[(start + i) % m.localAddresses.length] : undefined;
         const c = new LoadClient({ host: m.host, port: m.port, localAddress }, spec, hooks, m.reconnect);
         clients.push(c);
         queue.push(c);
