@@ -8,7 +8,7 @@
 //   GET /control/stop                stop; returns {"emitted": <last seq>}
 //   GET /metrics                     raw_db_queries_total 0 (it has no database)
 
-import { uWS, type HttpResponse } from '../src/http/uws.js';
+import uWS, { type HttpResponse } from '../src/http/uws.js';
 import { sampleFrame } from './lib/sample-row.js';
 import { nowUs } from './lib/load-client.js';
 

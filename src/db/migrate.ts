@@ -1,0 +1,67 @@
+import { readdir, readFile } from 'node:fs/promises';
+import pg from 'pg';
+import { PgfeedError } from '../errors.js';
+
+const SQL_DIR = new URL('../../sql/', import.meta.url);
+
+/** Held for the whole run, so two processes migrating at once take turns. */
+const MIGRATION_LOCK = 0x70676665; // "pgfe"
+
+export interface Migration {
+  readonly id: number;
+  readonly name: string;
+  readonly sql: string;
+}
+
+export async function loadMigrations(dir: URL = SQL_DIR): Promise<Migration[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort();
+  return Promise.all(
+    files.map(async (name) => ({
+      id: Number(name.slice(0, 3)),
+      name,
+      sql: await readFile(new URL(name, dir), 'utf8'),
+    })),
+  );
+}
+
+/**
+ * Applies the pending files of sql/ in order, each in its own transaction.
+ * Returns the names applied now (empty when the database was up to date).
+ */
+export async function migrate(connectionString: string): Promise<string[]> {
+  const migrations = await loadMigrations();
+  const client = new pg.Client({ connectionString, application_name: 'pgfeed:migrate' });
+  await client.connect();
+  const applied: string[] = [];
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    await client.query(`CREATE SCHEMA IF NOT EXISTS pgfeed;
+      CREATE TABLE IF NOT EXISTS pgfeed.migrations (
+        id int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
+    const { rows } = await client.query<{ id: number }>('SELECT id FROM pgfeed.migrations');
+    const done = new Set(rows.map((r) => r.id));
+    const newest = Math.max(0, ...done);
+    const known = migrations.at(-1)?.id ?? 0;
+    if (newest > known) {
+      throw new PgfeedError('database_too_new', `The database has pgfeed migration ${newest}; this pgfeed knows up to ${known}. Upgrade pgfeed.`);
+    }
+    for (const m of migrations) {
+      if (done.has(m.id)) continue;
+      try {
+        await client.query('BEGIN');
+        // Bookkeeping first: a concurrent migrator without the lock would collide here.
+        await client.query('INSERT INTO pgfeed.migrations (id, name) VALUES ($1, $2)', [m.id, m.name]);
+        await client.query(m.sql);
+        await client.query('COMMIT');
+        applied.push(m.name);
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw new PgfeedError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
+      }
+    }
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
+    await client.end();
+  }
+  return applied;
+}

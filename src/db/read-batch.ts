@@ -1,0 +1,92 @@
+import type pg from 'pg';
+import type { Batch, ChangeRow, Filter, Position } from '../interfaces.js';
+import { horizonPosition, maxPosition } from '../position.js';
+
+export const BATCH_SIZE = 512;
+
+type Queryable = Pick<pg.Pool | pg.PoolClient | pg.Client, 'query'>;
+
+/** `pr_*` → `pr\_%`: the prefix is matched literally, whatever it contains. */
+export function likePrefix(glob: string): string {
+  return glob.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%';
+}
+
+export function splitTypes(types: readonly string[]): { exact: string[]; prefixes: string[] } {
+  const exact: string[] = [];
+  const prefixes: string[] = [];
+  for (const t of types) (t.endsWith('*') ? prefixes : exact).push(t.endsWith('*') ? likePrefix(t) : t);
+  return { exact, prefixes };
+}
+
+const sqlCache = new Map<string, string>();
+
+/** One SQL text per filter shape, so each shape gets a stable plan. */
+function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string {
+  const key = `${+byProject}${+exact}${+prefixes}`;
+  let sql = sqlCache.get(key);
+  if (sql) return sql;
+  const where = ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
+  if (byProject) where.push('c.project = $4');
+  const typeOr: string[] = [];
+  if (exact) typeOr.push('c.type = ANY($5::text[])');
+  if (prefixes) typeOr.push('c.type LIKE ANY($6::text[])');
+  if (typeOr.length) where.push(`(${typeOr.join(' OR ')})`);
+  // The unfiltered read (the shared tail) also asks whether committed rows
+  // wait above the horizon: then it must poll, as their release may never NOTIFY.
+  const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
+      c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+    FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
+    LEFT JOIN LATERAL (
+      SELECT * FROM pgfeed.change_log c WHERE ${where.join(' AND ')}
+      ORDER BY c.xid, c.seq LIMIT $3
+    ) c ON true
+    ORDER BY c.xid, c.seq`;
+  sqlCache.set(key, sql);
+  return sql;
+}
+
+interface RawRow {
+  horizon: string;
+  held: boolean;
+  seq: string | null;
+  xid: string;
+  project: string;
+  type: string;
+  op: string | null;
+  tbl: string | null;
+  data: string | null;
+  at: string;
+}
+
+/**
+ * Reads up to `limit` rows after `after`, in (xid, seq) order, and only rows
+ * below the horizon: those are final, so no later reader can see a row appear
+ * before the last one returned. `filter` null reads every project (the shared tail).
+ */
+export async function readBatch(
+  db: Queryable,
+  after: Position,
+  filter: Filter | null,
+  limit: number = BATCH_SIZE,
+): Promise<Batch> {
+  const types = filter?.types.length ? splitTypes(filter.types) : { exact: [], prefixes: [] };
+  const sql = batchSql(filter !== null, types.exact.length > 0, types.prefixes.length > 0);
+  const params: unknown[] = [String(after.xid), String(after.seq), limit];
+  if (filter) params.push(filter.project, types.exact, types.prefixes);
+  else params.push(null, null, null);
+  // Postgres infers unused parameter types poorly; trim trailing unused ones.
+  while (params.length > 3 && !sql.includes(`$${params.length}`)) params.pop();
+  const { rows } = await db.query<RawRow>(sql, params);
+  const horizon = Number(rows[0].horizon);
+  const out: ChangeRow[] = [];
+  for (const r of rows) {
+    if (r.seq === null) break;
+    out.push({ seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at });
+  }
+  const full = out.length >= limit;
+  const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
+  // A short batch has read everything below the horizon; a full one only up to its last row.
+  const covered = full ? last : maxPosition(last, horizonPosition(horizon));
+  return { rows: out, horizon, covered, full, held: rows[0].held };
+}

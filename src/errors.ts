@@ -1,0 +1,41 @@
+/**
+ * Every error pgfeed reports to a user, by stable code. The HTTP layer maps
+ * codes to status codes in one table (src/http/status.ts); docs/errors.md
+ * documents each code, and a test checks that it does.
+ */
+export const ERROR_CODES = {
+  // HTTP request errors
+  missing_project: 'The project parameter is required: /v1/events?project=<name>.',
+  invalid_project: 'project must be 1-200 characters with no control characters.',
+  invalid_after: 'after must be 0, "now", or the seq of an event (a non-negative integer up to 2^53-1).',
+  invalid_last_event_id: 'Last-Event-ID must be the seq of an event (a non-negative integer up to 2^53-1).',
+  invalid_types: 'types must be a comma-separated list of up to 32 event names or prefix globs such as orders.* (letters, digits, _ . : - and a trailing *).',
+  invalid_limit: 'limit must be an integer from 1 to 512.',
+  invalid_wait: 'wait must be an integer number of seconds from 0 to 30.',
+  unknown_parameter: 'This endpoint does not take that parameter; remove it.',
+  duplicate_parameter: 'Each parameter may be given once.',
+  unknown_cursor: 'No event has that seq in this project. Resume from a seq you received, or from after=0.',
+  cursor_expired: 'That event is older than the retained history. Resume from the earliest available seq, or after=0.',
+  not_found: 'No such endpoint. See /v1/events, /v1/changes, /healthz, /readyz and /metrics.',
+  method_not_allowed: 'Only GET is supported.',
+  header_too_large: 'A request header is too large.',
+  over_capacity: 'The daemon is at its stream limit. Retry after the Retry-After delay, or use another replica.',
+  shutting_down: 'The daemon is shutting down. Reconnect; another replica or the restarted daemon will resume your cursor.',
+  database_unavailable: 'The database is not reachable right now. Retry shortly.',
+  internal: 'An unexpected error happened. It is logged; retry.',
+  // start-up errors
+  invalid_config: 'A configuration value is invalid.',
+  migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',
+  database_too_new: 'The database was migrated by a newer pgfeed. Upgrade pgfeed.',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class PgfeedError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? ERROR_CODES[code], options);
+    this.code = code;
+    this.name = 'PgfeedError';
+  }
+}

@@ -1,0 +1,16 @@
+/**
+ * Where a subscriber's frames go. The feed knows nothing of HTTP: the uWS
+ * response is adapted to this in src/http/sse-sink.ts, and tests can adapt
+ * anything else.
+ */
+export interface Sink {
+  /** Writes a frame. false means backpressure: the frame was taken, but stop writing. */
+  write(frame: Buffer): boolean;
+  /** Runs fn with writes batched into one socket write. */
+  cork(fn: () => void): void;
+  /** Calls fn once, when the socket has drained after a false write. */
+  onDrain(fn: () => void): void;
+  /** Ends the stream cleanly. */
+  end(): void;
+  readonly open: boolean;
+}

@@ -1,0 +1,178 @@
+import type { FeedEvent, Filter, Position } from '../interfaces.js';
+import { isAfter, maxPosition } from '../position.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Catchup } from './catchup.js';
+import type { Hub, Receiver } from './hub.js';
+import type { Sink } from './sink.js';
+import type { Tail } from './tail.js';
+import { typeMatcher, type TypeMatcher } from './type-filter.js';
+
+/** An array of events, or the ring. */
+interface EventList {
+  readonly length: number;
+  at(i: number): FeedEvent | undefined;
+}
+
+export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
+
+export interface FeedDeps {
+  readonly tail: Tail;
+  readonly hub: Hub;
+  readonly catchup: Catchup;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  readonly slowClientTimeoutMs: number;
+}
+
+/**
+ * One SSE stream's position and state.
+ *
+ *   catching_up ──(reached the ring / the head)──▶ live
+ *        ▲                                           │ write() said backpressure
+ *        └───────────────(socket drained)──── paused ◀┘
+ *
+ * It keeps one position, the last (xid, seq) it delivered, and delivers an
+ * event only if the event is after it. That single rule makes switching
+ * between Postgres batches, the ring and live pushes safe in any order
+ * (the handoff invariant, docs/ordering.md).
+ */
+export class Subscriber implements Receiver {
+  state: SubscriberState = 'catching_up';
+  private pos: Position;
+  private readonly matches: TypeMatcher;
+  private lastProgress = Date.now();
+  private stallTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private dbFailures = 0;
+
+  constructor(
+    private readonly deps: FeedDeps,
+    private readonly sink: Sink,
+    readonly filter: Filter,
+    from: Position,
+  ) {
+    this.pos = from;
+    this.matches = typeMatcher(filter.types);
+  }
+
+  get project(): string {
+    return this.filter.project;
+  }
+
+  get position(): Position {
+    return this.pos;
+  }
+
+  start(): void {
+    this.deps.metrics.subscribers.inc({ state: 'catching_up' });
+    // In the hub before any replay: nothing can fall between replay and live.
+    this.deps.hub.add(this);
+    void this.pump();
+  }
+
+  private setState(next: SubscriberState): void {
+    if (next === this.state) return;
+    if (this.state !== 'closed') this.deps.metrics.subscribers.dec({ state: this.state });
+    if (next !== 'closed') this.deps.metrics.subscribers.inc({ state: next });
+    this.state = next;
+  }
+
+  /** Live pushes from the tail. Ignored unless live: otherwise pump() will read them from the ring or Postgres. */
+  receive(events: readonly FeedEvent[]): void {
+    if (this.state !== 'live') return;
+    this.writeEvents(events, 0);
+  }
+
+  /** Writes events after the position; returns false if it paused on backpressure. */
+  private writeEvents(events: EventList, from: number): boolean {
+    let ok = true;
+    let sent = 0;
+    this.sink.cork(() => {
+      for (let i = from; i < events.length && ok; i++) {
+        const ev = events.at(i)!;
+        if (!isAfter(ev.pos, this.pos) || ev.project !== this.filter.project || !this.matches(ev.type)) continue;
+        ok = this.sink.write(ev.frame);
+        this.pos = ev.pos;
+        sent++;
+      }
+    });
+    if (sent) {
+      this.deps.metrics.delivered.inc(sent);
+      this.lastProgress = Date.now();
+    }
+    if (!ok) this.pause();
+    return ok;
+  }
+
+  private pause(): void {
+    if (this.state === 'closed') return;
+    this.setState('paused');
+    // Only the position is kept; the frames stay in the ring or in Postgres.
+    this.sink.onDrain(() => {
+      if (this.state !== 'paused') return;
+      this.lastProgress = Date.now();
+      this.setState('catching_up');
+      void this.pump();
+    });
+    this.armStallTimer();
+  }
+
+  private armStallTimer(): void {
+    clearTimeout(this.stallTimer);
+    const wait = this.deps.slowClientTimeoutMs - (Date.now() - this.lastProgress);
+    this.stallTimer = setTimeout(() => {
+      if (this.state !== 'paused') return;
+      if (Date.now() - this.lastProgress < this.deps.slowClientTimeoutMs) return this.armStallTimer();
+      this.deps.metrics.slowClosed.inc();
+      this.deps.log.info({ project: this.project }, 'closing a stream that made no progress; it can resume with Last-Event-ID');
+      this.close();
+      this.sink.end();
+    }, Math.max(0, wait));
+    this.stallTimer.unref();
+  }
+
+  /** Moves toward live: from the ring when it covers the position, otherwise from Postgres. */
+  private async pump(): Promise<void> {
+    const { tail, catchup } = this.deps;
+    while (this.state === 'catching_up') {
+      const ring = tail.ring;
+      if (ring.covers(this.pos)) {
+        if (!this.writeEvents(ring, ring.indexAfter(this.pos))) return;
+        // Every event up to the head is in the ring and was just offered.
+        this.pos = maxPosition(this.pos, tail.head);
+        this.setState('live');
+        return;
+      }
+      if (!isAfter(tail.head, this.pos)) {
+        // A catch-up read ran ahead of the tail: live pushes at or below the
+        // position are skipped until the tail passes it.
+        this.setState('live');
+        return;
+      }
+      let batch;
+      try {
+        batch = await catchup.read(this.pos, this.filter);
+        this.dbFailures = 0;
+      } catch (err) {
+        if (this.state !== 'catching_up') return;
+        this.dbFailures++;
+        const delay = Math.min(5_000, 200 * 2 ** Math.min(this.dbFailures - 1, 5));
+        this.deps.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up read failed; retrying');
+        await new Promise<void>((r) => (this.retryTimer = setTimeout(r, delay)));
+        continue;
+      }
+      if (this.state !== 'catching_up') return;
+      if (!this.writeEvents(batch.events, 0)) return;
+      if (!batch.full) this.pos = maxPosition(this.pos, batch.covered);
+    }
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.setState('closed');
+    clearTimeout(this.stallTimer);
+    clearTimeout(this.retryTimer);
+    this.deps.hub.remove(this);
+  }
+}

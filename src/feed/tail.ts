@@ -1,0 +1,151 @@
+import type pg from 'pg';
+import type { Position } from '../interfaces.js';
+import { readBatch, BATCH_SIZE } from '../db/read-batch.js';
+import { findBlocker, type Blocker } from '../db/horizon.js';
+import { horizonPosition } from '../position.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { encodeEvent } from './frame.js';
+import { Ring } from './ring.js';
+import type { Hub } from './hub.js';
+
+export interface TailOptions {
+  readonly pollMs: number;
+  readonly heldPollMs: number;
+  readonly ringEvents: number;
+  readonly ringBytes: number;
+}
+
+/**
+ * The one shared reader. It advances `head` through change_log in batches of
+ * 512, encodes each event once, appends it to the ring and hands it to the
+ * hub. Its query count depends on commits, never on subscribers.
+ *
+ * It wakes on a NOTIFY (coalesced), on every listener (re)connect, on a slow
+ * safety poll, and on a fast poll while rows wait behind the horizon, since
+ * the transaction that finally releases them may never notify.
+ */
+export class Tail {
+  ring!: Ring;
+  private headPos!: Position;
+  private running = false;
+  private again = false;
+  private closed = false;
+  private pollTimer?: NodeJS.Timeout;
+  private retryTimer?: NodeJS.Timeout;
+  private heldTimer?: NodeJS.Timeout;
+  private failures = 0;
+  private idle: Promise<void> = Promise.resolve();
+  private lastBlockerCheck = 0;
+
+  /** Since when committed rows have waited behind the horizon (null: none wait). */
+  heldSince: number | null = null;
+  blocker: Blocker | null = null;
+  /** The last read's error, cleared by the next success. */
+  lastError: Error | null = null;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly hub: Hub,
+    private readonly metrics: Metrics,
+    private readonly log: Logger,
+    private readonly opts: TailOptions,
+  ) {}
+
+  get head(): Position {
+    return this.headPos;
+  }
+
+  /** Starts at the current horizon: the past is served from Postgres, the future from the ring. */
+  async start(): Promise<void> {
+    this.metrics.queries.inc({ kind: 'tail' });
+    const first = await readBatch(this.pool, { xid: Number.MAX_SAFE_INTEGER, seq: 0 }, null, 1);
+    this.headPos = horizonPosition(first.horizon);
+    this.ring = new Ring(this.opts.ringEvents, this.opts.ringBytes, this.headPos);
+    this.pollTimer = setInterval(() => this.wake(), this.opts.pollMs);
+    this.pollTimer.unref();
+    this.wake();
+  }
+
+  wake(): void {
+    if (this.closed) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    this.idle = this.run().finally(() => (this.running = false));
+  }
+
+  private async run(): Promise<void> {
+    do {
+      this.again = false;
+      try {
+        await this.drain();
+        this.failures = 0;
+        this.lastError = null;
+      } catch (err) {
+        this.lastError = err as Error;
+        this.failures++;
+        // 100 ms, 200 ms, 400 ms … capped at 5 s, jittered so replicas spread out.
+        const delay = Math.min(5_000, 100 * 2 ** Math.min(this.failures - 1, 6)) * (0.5 + Math.random() / 2);
+        this.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'tail read failed; retrying');
+        clearTimeout(this.retryTimer);
+        this.retryTimer = setTimeout(() => this.wake(), delay);
+        return;
+      }
+    } while (this.again && !this.closed);
+  }
+
+  private async drain(): Promise<void> {
+    let batch;
+    do {
+      this.metrics.queries.inc({ kind: 'tail' });
+      batch = await readBatch(this.pool, this.headPos, null, BATCH_SIZE);
+      if (this.closed) return;
+      const events = batch.rows.map(encodeEvent);
+      for (const ev of events) this.ring.push(ev);
+      this.headPos = batch.covered;
+      if (events.length) {
+        this.metrics.tailEvents.inc(events.length);
+        // The JSON ends with "at":"<24-char ISO time>"}, the commit-side timestamp.
+        this.metrics.tailLag.set(Math.max(0, (Date.now() - Date.parse(events[events.length - 1].json.slice(-26, -2))) / 1000));
+      }
+      this.metrics.ringEvents.set(this.ring.size);
+      this.metrics.ringBytes.set(this.ring.bytes);
+      this.hub.publish(events);
+    } while (batch.full && !this.closed);
+    await this.trackHorizon(batch.held === true);
+  }
+
+  private async trackHorizon(held: boolean): Promise<void> {
+    if (!held) {
+      if (this.heldSince !== null) this.log.info({ heldMs: Date.now() - this.heldSince }, 'horizon moved; held rows released');
+      this.heldSince = null;
+      this.blocker = null;
+      this.metrics.horizonAge.set(0);
+      this.metrics.horizonBlocker.set(0);
+      return;
+    }
+    const now = Date.now();
+    this.heldSince ??= now;
+    this.metrics.horizonAge.set((now - this.heldSince) / 1000);
+    if (now - this.lastBlockerCheck >= 1_000) {
+      this.lastBlockerCheck = now;
+      this.metrics.queries.inc({ kind: 'horizon' });
+      this.blocker = await findBlocker(this.pool);
+      this.metrics.horizonBlocker.set(this.blocker?.pid ?? 0);
+      if (now - this.heldSince >= 5_000) this.log.warn({ heldMs: now - this.heldSince, blocker: this.blocker }, 'rows held back by an open transaction');
+    }
+    clearTimeout(this.heldTimer);
+    this.heldTimer = setTimeout(() => this.wake(), this.opts.heldPollMs);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.pollTimer);
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.heldTimer);
+    await this.idle.catch(() => {});
+  }
+}

@@ -1,0 +1,28 @@
+import type pg from 'pg';
+import { PgfeedError } from '../errors.js';
+import type { Filter, Position } from '../interfaces.js';
+import { positionOf } from '../db/position-of.js';
+import { START } from '../position.js';
+import type { Metrics } from '../metrics.js';
+import type { Tail } from '../feed/tail.js';
+import type { Cursor } from './params.js';
+
+export class CursorError extends PgfeedError {
+  constructor(
+    code: 'unknown_cursor' | 'cursor_expired',
+    readonly detail: Record<string, unknown>,
+  ) {
+    super(code);
+  }
+}
+
+/** Resolves a public cursor to a position. Only a seq needs the database. */
+export async function resolveCursor(cursor: Cursor, filter: Filter, pool: pg.Pool, tail: Tail, metrics: Metrics): Promise<Position> {
+  if (cursor.kind === 'start') return START;
+  if (cursor.kind === 'now') return tail.head;
+  metrics.queries.inc({ kind: 'lookup' });
+  const found = await positionOf(pool, cursor.seq, filter.project);
+  if (found.kind === 'found') return found.pos;
+  if (found.kind === 'expired') throw new CursorError('cursor_expired', { earliest: found.earliest === null ? null : String(found.earliest) });
+  throw new CursorError('unknown_cursor', { seq: String(cursor.seq) });
+}

@@ -1,0 +1,93 @@
+import { PgfeedError } from '../errors.js';
+import type { Filter } from '../interfaces.js';
+import { isValidTypePattern, MAX_TYPE_PATTERNS } from '../feed/type-filter.js';
+
+/** A cursor as given: the start of history, the head, or an event's seq. */
+export type Cursor = { kind: 'start' } | { kind: 'now' } | { kind: 'seq'; seq: number };
+
+export interface StreamParams {
+  readonly filter: Filter;
+  readonly cursor: Cursor;
+}
+
+export interface PollParams extends StreamParams {
+  readonly limit: number;
+  readonly waitMs: number;
+}
+
+/** Parses a query string, refusing unknown and repeated parameters. */
+function parseQuery(query: string, allowed: readonly string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const [k, v] of new URLSearchParams(query)) {
+    if (!allowed.includes(k)) {
+      throw new PgfeedError('unknown_parameter', `Unknown parameter ${JSON.stringify(k.slice(0, 40))}; this endpoint takes ${allowed.join(', ')}.`);
+    }
+    if (out.has(k)) throw new PgfeedError('duplicate_parameter', `The parameter ${k} is given more than once; give it once.`);
+    out.set(k, v);
+  }
+  return out;
+}
+
+function parseProject(raw: string | undefined): string {
+  if (raw === undefined || raw === '') throw new PgfeedError('missing_project');
+  // eslint-disable-next-line no-control-regex
+  if (raw.length > 200 || /[\x00-\x1f\x7f]/.test(raw)) throw new PgfeedError('invalid_project');
+  return raw;
+}
+
+const SEQ = /^\d{1,16}$/;
+
+function parseSeq(raw: string): number | null {
+  if (!SEQ.test(raw)) return null;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+export function parseCursor(after: string | undefined, lastEventId: string): Cursor {
+  // EventSource reconnects to the same URL, after= and all, and adds the
+  // header: honouring after= then would replay from the start every time.
+  if (lastEventId !== '') {
+    const seq = parseSeq(lastEventId.trim());
+    if (seq === null) throw new PgfeedError('invalid_last_event_id');
+    return seq === 0 ? { kind: 'start' } : { kind: 'seq', seq };
+  }
+  if (after === undefined || after === '0') return { kind: 'start' };
+  if (after === 'now') return { kind: 'now' };
+  const seq = parseSeq(after);
+  if (seq === null) throw new PgfeedError('invalid_after');
+  return seq === 0 ? { kind: 'start' } : { kind: 'seq', seq };
+}
+
+function parseTypes(raw: string | undefined): string[] {
+  if (raw === undefined) return [];
+  const parts = raw.split(',');
+  if (parts.length > MAX_TYPE_PATTERNS || parts.some((p) => !isValidTypePattern(p))) throw new PgfeedError('invalid_types');
+  const types = [...new Set(parts)].sort();
+  return types.includes('*') ? [] : types;
+}
+
+function parseIntIn(raw: string | undefined, min: number, max: number, dflt: number, code: 'invalid_limit' | 'invalid_wait'): number {
+  if (raw === undefined) return dflt;
+  if (!/^\d{1,4}$/.test(raw)) throw new PgfeedError(code);
+  const n = Number(raw);
+  if (n < min || n > max) throw new PgfeedError(code);
+  return n;
+}
+
+export function parseStreamParams(query: string, lastEventId: string): StreamParams {
+  const q = parseQuery(query, ['project', 'after', 'types']);
+  return {
+    filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
+    cursor: parseCursor(q.get('after'), lastEventId),
+  };
+}
+
+export function parsePollParams(query: string): PollParams {
+  const q = parseQuery(query, ['project', 'after', 'types', 'limit', 'wait']);
+  return {
+    filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
+    cursor: parseCursor(q.get('after'), ''),
+    limit: parseIntIn(q.get('limit'), 1, 512, 512, 'invalid_limit'),
+    waitMs: parseIntIn(q.get('wait'), 0, 30, 0, 'invalid_wait') * 1000,
+  };
+}

@@ -1,0 +1,79 @@
+import type pg from 'pg';
+import { PgfeedError } from '../errors.js';
+import type { FeedDeps } from '../feed/subscriber.js';
+import type { Logger } from '../log.js';
+import { changesRoute } from './changes-route.js';
+import { eventsRoute, rejectWith } from './events-route.js';
+import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
+import { sendError } from './status.js';
+import type { Streams } from './streams.js';
+import uWS, { type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
+
+export interface Readiness {
+  ready: boolean;
+  [key: string]: unknown;
+}
+
+/** What the routes need from the daemon. */
+export interface RouteContext {
+  readonly feed: FeedDeps;
+  readonly pool: pg.Pool;
+  readonly streams: Streams;
+  readonly log: Logger;
+  readonly retryMs: number;
+  closing(): boolean;
+  readiness(): Promise<Readiness>;
+  reject(res: HttpResponse, err: unknown): void;
+}
+
+export interface HttpServer {
+  readonly port: number;
+  /** Stops accepting connections; open ones are ended by their owners. */
+  stopListening(): void;
+  app: TemplatedApp;
+}
+
+export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
+  const full: RouteContext = {
+    ...ctx,
+    reject: rejectWith({
+      log: ctx.log,
+      // Spread reconnects out: a restart must not bring every client back at once.
+      retryAfterS: () => 1 + Math.floor(Math.random() * 5),
+      onRejected: (code) => ctx.feed.metrics.rejected.inc({ code }),
+    }),
+  };
+  const notFound = (res: HttpResponse) => {
+    full.feed.metrics.rejected.inc({ code: 'not_found' });
+    sendError(res, new PgfeedError('not_found'));
+  };
+  return uWS.App()
+    .get('/v1/events', eventsRoute(full))
+    .get('/v1/changes', changesRoute(full))
+    .get('/healthz', healthzRoute())
+    .get('/readyz', readyzRoute(full))
+    .get('/metrics', metricsRoute(full))
+    .get('/*', notFound)
+    .any('/*', (res) => {
+      full.feed.metrics.rejected.inc({ code: 'method_not_allowed' });
+      sendError(res, new PgfeedError('method_not_allowed'), {}, { Allow: 'GET' });
+    });
+}
+
+export function listen(app: TemplatedApp, host: string, port: number): Promise<HttpServer> {
+  return new Promise((resolve, reject) => {
+    app.listen(host, port, (socket: us_listen_socket | false) => {
+      if (!socket) return reject(new PgfeedError('invalid_config', `cannot listen on ${host}:${port}: the address is in use or not available; set PGFEED_PORT or PGFEED_HOST`));
+      let listening = true;
+      resolve({
+        port: uWS.us_socket_local_port(socket),
+        app,
+        stopListening() {
+          if (!listening) return;
+          listening = false;
+          uWS.us_listen_socket_close(socket);
+        },
+      });
+    });
+  });
+}

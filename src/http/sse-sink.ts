@@ -1,0 +1,46 @@
+import type { Sink } from '../feed/sink.js';
+import type { HttpResponse } from './uws.js';
+
+/**
+ * A uWS response as a Sink. uWS rules kept here: never touch `res` after
+ * abort; cork writes made outside the request handler; on backpressure wait
+ * for onWritable (registered once, at the start).
+ */
+export class SseSink implements Sink {
+  open = true;
+  private drain?: () => void;
+
+  constructor(private readonly res: HttpResponse) {
+    res.onWritable(() => {
+      const fn = this.drain;
+      this.drain = undefined;
+      fn?.();
+      // The frames were already taken by write(); nothing to retry here.
+      return true;
+    });
+  }
+
+  /** The client went away: uWS already freed the socket. */
+  aborted(): void {
+    this.open = false;
+    this.drain = undefined;
+  }
+
+  write(frame: Buffer): boolean {
+    return this.open ? this.res.write(frame) : true;
+  }
+
+  cork(fn: () => void): void {
+    if (this.open) this.res.cork(fn);
+  }
+
+  onDrain(fn: () => void): void {
+    this.drain = fn;
+  }
+
+  end(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.res.cork(() => this.res.end());
+  }
+}

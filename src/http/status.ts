@@ -1,0 +1,46 @@
+import { ERROR_CODES, type ErrorCode, PgfeedError } from '../errors.js';
+import type { HttpResponse } from './uws.js';
+
+/** The one table from error code to HTTP status. */
+export const STATUS: Record<ErrorCode, string> = {
+  missing_project: '400 Bad Request',
+  invalid_project: '400 Bad Request',
+  invalid_after: '400 Bad Request',
+  invalid_last_event_id: '400 Bad Request',
+  invalid_types: '400 Bad Request',
+  invalid_limit: '400 Bad Request',
+  invalid_wait: '400 Bad Request',
+  unknown_parameter: '400 Bad Request',
+  duplicate_parameter: '400 Bad Request',
+  unknown_cursor: '400 Bad Request',
+  cursor_expired: '410 Gone',
+  not_found: '404 Not Found',
+  method_not_allowed: '405 Method Not Allowed',
+  header_too_large: '431 Request Header Fields Too Large',
+  over_capacity: '503 Service Unavailable',
+  shutting_down: '503 Service Unavailable',
+  database_unavailable: '503 Service Unavailable',
+  internal: '500 Internal Server Error',
+  invalid_config: '500 Internal Server Error',
+  migration_failed: '500 Internal Server Error',
+  database_too_new: '500 Internal Server Error',
+};
+
+export function sendJson(res: HttpResponse, status: string, body: unknown, headers: Record<string, string> = {}): void {
+  res.cork(() => {
+    res.writeStatus(status);
+    res.writeHeader('Content-Type', 'application/json');
+    res.writeHeader('Cache-Control', 'no-store');
+    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
+    res.end(typeof body === 'string' ? body : JSON.stringify(body));
+  });
+}
+
+/** `{"error":{"code","message", ...detail}}` with the code's status. */
+export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+  sendJson(res, STATUS[err.code], { error: { code: err.code, message: err.message, ...detail } }, headers);
+}
+
+export function errorOf(code: ErrorCode, message?: string): PgfeedError {
+  return new PgfeedError(code, message ?? ERROR_CODES[code]);
+}

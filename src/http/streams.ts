@@ -1,0 +1,52 @@
+import { PING_FRAME } from '../feed/frame.js';
+import type { Subscriber } from '../feed/subscriber.js';
+import type { SseSink } from './sse-sink.js';
+
+export interface OpenStream {
+  readonly sink: SseSink;
+  sub?: Subscriber;
+}
+
+/**
+ * The open SSE streams and long-polls: capacity, heartbeat, and ending them
+ * all at shutdown. One timer for every stream, not one per stream.
+ */
+export class Streams {
+  readonly sse = new Set<OpenStream>();
+  readonly polls = new Set<{ finish(): void }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly max: number,
+    heartbeatMs: number,
+  ) {
+    this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
+  }
+
+  get size(): number {
+    return this.sse.size + this.polls.size;
+  }
+
+  full(): boolean {
+    return this.size >= this.max;
+  }
+
+  private heartbeat(): void {
+    for (const s of this.sse) {
+      // A paused stream has frames queued already; its next write is proof of life.
+      if (s.sub?.state === 'paused') continue;
+      s.sink.cork(() => s.sink.write(PING_FRAME));
+    }
+  }
+
+  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
+  endAll(): void {
+    clearInterval(this.timer);
+    for (const s of this.sse) {
+      s.sub?.close();
+      s.sink.end();
+    }
+    this.sse.clear();
+    for (const p of [...this.polls]) p.finish();
+  }
+}

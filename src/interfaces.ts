@@ -1,0 +1,62 @@
+/**
+ * Shared types of pgfeed.
+ *
+ * Glossary
+ * - seq: the change_log primary key. Unique, allocated at INSERT. It is the
+ *   public cursor (SSE `id:`, `after=`, `Last-Event-ID`) but NOT the order.
+ * - xid: the writing transaction's id (xid8). All rows of a transaction share it.
+ * - position: (xid, seq), the delivery order. A subscriber delivers an event
+ *   only if its position is greater than the last one it delivered.
+ * - horizon: pg_snapshot_xmin(pg_current_snapshot()). Every transaction below
+ *   it has ended, so rows below it are final: no reader will ever see a new
+ *   row appear there. Only rows below the horizon are delivered.
+ * - head: how far the shared tail has read: every event before it is in the
+ *   ring (or was evicted from it).
+ * - ring: the bounded in-memory window of recent events with their encoded frames.
+ * - filter: one project plus optional type patterns (exact names or `prefix*`).
+ */
+
+/** A point in delivery order. Compare with `comparePositions`, never by seq. */
+export interface Position {
+  readonly xid: number;
+  readonly seq: number;
+}
+
+export interface Filter {
+  readonly project: string;
+  /** Exact names or prefix globs ending in `*`. Empty means every type. */
+  readonly types: readonly string[];
+}
+
+/** One change, as read from pgfeed.change_log. `data` stays JSON text: it is never parsed. */
+export interface ChangeRow {
+  readonly seq: number;
+  readonly xid: number;
+  readonly project: string;
+  readonly type: string;
+  readonly op: string | null;
+  readonly tbl: string | null;
+  readonly data: string | null;
+  readonly at: string;
+}
+
+/** A change made ready for the wire: its JSON and its SSE frame, encoded once. */
+export interface FeedEvent {
+  readonly pos: Position;
+  readonly project: string;
+  readonly type: string;
+  readonly json: string;
+  readonly frame: Buffer;
+}
+
+export interface Batch {
+  readonly rows: ChangeRow[];
+  /** The horizon xid the batch was read under. */
+  readonly horizon: number;
+  /** Everything matching the filter before this position has been returned. */
+  readonly covered: Position;
+  /** True when the batch was cut at its limit: read again from `covered`. */
+  readonly full: boolean;
+  /** Unfiltered reads only: committed rows exist at or above the horizon, waiting for it to pass. */
+  readonly held?: boolean;
+}

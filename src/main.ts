@@ -1,0 +1,93 @@
+import { loadConfig, type Config } from './config.js';
+import { Daemon } from './daemon.js';
+import { backoff } from './db/listener.js';
+import { startEmbedded, type Embedded } from './db/embedded.js';
+import { migrate } from './db/migrate.js';
+import { startDemo } from './demo.js';
+import { PgfeedError } from './errors.js';
+import { createLogger, type Logger } from './log.js';
+
+/** SQLSTATEs and socket errors that mean "not up yet": keep waiting at start-up. */
+const NOT_YET = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN',
+  '57P03', // cannot_connect_now: the server is starting or shutting down
+  '57P01', // admin_shutdown
+  '53300', // too_many_connections
+]);
+
+async function migrateWhenUp(url: string, log: Logger): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const applied = await migrate(url);
+      if (applied.length) log.info({ applied }, 'migrations applied');
+      return;
+    } catch (err) {
+      const code = (err as { code?: string }).code ?? ((err as Error).cause as { code?: string } | undefined)?.code;
+      if (!code || !NOT_YET.has(code)) throw err;
+      const delay = backoff(attempt);
+      log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+function printHints(config: Config, url: string, port: number, embedded: boolean): void {
+  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const project = config.demo ? 'demo' : 'my-project';
+  const lines = [
+    `pgfeed is serving on ${base}`,
+    embedded ? `  embedded Postgres (data in ${config.dataDir}): psql ${url}` : `  database: ${url.replace(/:[^:@/]*@/, ':***@')}`,
+    `  stream:  curl -N '${base}/v1/events?project=${project}&after=0'`,
+    config.demo ? '' : `  track a table: psql ... -c "SELECT pgfeed.track('public.orders', 'tenant')"`,
+  ];
+  process.stderr.write(lines.filter(Boolean).join('\n') + '\n');
+}
+
+/** `pgfeed serve`: migrate, start the daemon, and shut down cleanly on SIGTERM/SIGINT. */
+export async function serve(argv: readonly string[]): Promise<void> {
+  const config = loadConfig(argv);
+  const log = createLogger(config.logLevel);
+  process.on('unhandledRejection', (err) => {
+    log.fatal({ err }, 'unhandled rejection');
+    process.exit(1);
+  });
+  let embedded: Embedded | undefined;
+  let url = config.databaseUrl;
+  if (!url) {
+    embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
+    url = embedded.url;
+  }
+  await migrateWhenUp(url, log);
+  const daemon = new Daemon(config, url, log);
+  await daemon.start();
+  const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
+  log.info({ port: daemon.port, host: config.host }, 'listening');
+  printHints(config, url, daemon.port, embedded !== undefined);
+
+  let stopping = false;
+  const shutdown = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const force = setTimeout(() => {
+      log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
+      process.exit(1);
+    }, config.shutdownTimeoutMs);
+    force.unref();
+    stopDemo();
+    await daemon.close();
+    await embedded?.stop().catch(() => {});
+    log.info('stopped');
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void shutdown('SIGTERM'));
+  process.on('SIGINT', () => void shutdown('SIGINT'));
+}
+
+/** `pgfeed migrate`: apply pending migrations and exit. */
+export async function migrateOnly(argv: readonly string[]): Promise<void> {
+  const config = loadConfig(argv);
+  const log = createLogger(config.logLevel);
+  if (!config.databaseUrl) throw new PgfeedError('invalid_config', 'pgfeed migrate needs DATABASE_URL (or --database-url)');
+  await migrateWhenUp(config.databaseUrl, log);
+}

