@@ -31,7 +31,8 @@ export interface ClientHooks {
   onFail(c: LoadClient, reason: string): void;
 }
 
-const SENT_KEY = '"sent_us":';
+// jsonb's text form puts a space after the colon, JSON.stringify does not.
+const SENT_KEY = '"sent_us"';
 
 export function nowUs(): number {
   return (performance.timeOrigin + performance.now()) * 1000;
@@ -129,6 +130,7 @@ export class LoadClient {
     const k = ev.data.indexOf(SENT_KEY);
     if (k >= 0) {
       let i = k + SENT_KEY.length;
+      for (let c = ev.data.charCodeAt(i); c === 58 /* : */ || c === 32; c = ev.data.charCodeAt(++i));
       let v = 0;
       for (let c = ev.data.charCodeAt(i); c >= 48 && c <= 57; c = ev.data.charCodeAt(++i)) v = v * 10 + (c - 48);
       if (v > 0) this.hooks.onLatency(this.arrivalUs - v);
