@@ -189,7 +189,11 @@ export const fanout: Scenario<FanoutResult> = {
     for (const row of r.series) {
       out.push([
         `${row.server} @ ${row.streams} streams`,
-        `${row.deliveries_per_s} deliv/s, p50/p99/p99.9 ${row.p50_ms}/${row.p99_ms}/${row.p999_ms} ms, cpu ${row.cpu_percent}%, rss ${row.rss_mb} MB, ${row.db_queries_per_change} q/change, lost/dup/misord ${row.lost}/${row.duplicated}/${row.misordered}${row.drained ? '' : ' (not drained)'}`,
+        `${row.deliveries_per_s} deliveries/s; latency p50 ${row.p50_ms}, p99 ${row.p99_ms}, p99.9 ${row.p999_ms} ms`,
+      ]);
+      out.push([
+        '',
+        `cpu ${row.cpu_percent}%, rss ${row.rss_mb} MB, ${row.db_queries_per_change} queries/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
       ]);
     }
     for (const x of r.ratios as Ratio[]) {
