@@ -58,9 +58,11 @@ function body(page: Page, cursor: Cursor): string {
 
 async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: { aborted: boolean; cleanup: () => void }): Promise<void> {
   let params;
+  let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    if (ctx.streams.full()) throw new PgfeedError('over_capacity');
+    release = ctx.streams.admit();
+    if (!release) throw new PgfeedError('over_capacity');
     params = parsePollParams(query);
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
     if (state.aborted) return;
@@ -70,16 +72,18 @@ async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: 
       ctx.feed.metrics.delivered.inc(page.events.length);
       return sendJson(res, '200 OK', body(page, params.cursor));
     }
-    await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state);
+    await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state, release);
   } catch (err) {
     if (!state.aborted) ctx.reject(res, err);
+  } finally {
+    release?.();
   }
 }
 
 /** Waits in the hub for the project's next events, or the deadline, or shutdown. */
 function longPoll(
   ctx: RouteContext, res: HttpResponse, filter: Filter, limit: number, waitMs: number,
-  pos: Position, cursor: Cursor, state: { aborted: boolean; cleanup: () => void },
+  pos: Position, cursor: Cursor, state: { aborted: boolean; cleanup: () => void }, release: () => void,
 ): Promise<void> {
   return new Promise((resolve) => {
     const matches = typeMatcher(filter.types);
@@ -111,6 +115,7 @@ function longPoll(
     };
     ctx.feed.hub.add(receiver);
     ctx.streams.polls.add(poller);
+    release(); // the poll now counts in `polls`
     ctx.feed.metrics.polls.set(ctx.streams.polls.size);
     // The tail may have passed pos between the page read and registering: look once more.
     if (!ctx.feed.tail.ring.covers(pos)) return;

@@ -27,9 +27,11 @@ export function eventsRoute(ctx: RouteContext) {
 }
 
 async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream: OpenStream, query: string, lastEventId: string): Promise<void> {
+  let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    if (ctx.streams.full()) throw new PgfeedError('over_capacity');
+    release = ctx.streams.admit();
+    if (!release) throw new PgfeedError('over_capacity');
     const params = parseStreamParams(query, lastEventId);
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
     if (!sink.open) return;
@@ -48,6 +50,8 @@ async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream:
     if (!sink.open) return;
     sink.aborted(); // the response is answered below; nothing else may touch it
     ctx.reject(res, err);
+  } finally {
+    release?.();
   }
 }
 

@@ -23,12 +23,22 @@ export class Streams {
     this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
   }
 
+  /** Requests admitted but not yet streaming (their cursor is being looked up). */
+  private pending = 0;
+
   get size(): number {
-    return this.sse.size + this.polls.size;
+    return this.sse.size + this.polls.size + this.pending;
   }
 
-  full(): boolean {
-    return this.size >= this.max;
+  /** Takes a place, or returns null when full. Release it once the stream is registered or refused. */
+  admit(): (() => void) | null {
+    if (this.size >= this.max) return null;
+    this.pending++;
+    let released = false;
+    return () => {
+      if (!released) this.pending--;
+      released = true;
+    };
   }
 
   private heartbeat(): void {

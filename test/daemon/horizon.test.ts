@@ -1,0 +1,44 @@
+// The xmin horizon: an open writing transaction anywhere holds delivery back;
+// /readyz names the blocker; the events arrive once it ends, with no NOTIFY.
+import t from 'tap';
+import { testDatabase } from '../harness/db.js';
+import { metric, startDaemon } from '../helpers/daemon.js';
+import { connectSse, getJson } from '../helpers/sse-client.js';
+
+const db = await testDatabase(t);
+const daemon = await startDaemon(t, db.url, { PGFEED_HORIZON_STALL_MS: '1000', PGFEED_POLL_MS: '60000' });
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+t.test('an open writing transaction withholds later commits, and is named', async (t) => {
+  const c = await connectSse(`${daemon.base}/v1/events?project=h&after=now`);
+  t.teardown(() => c.close());
+  await c.waitFor((c) => c.retry !== null);
+  const blocker = await db.pool.connect();
+  t.teardown(() => blocker.release());
+  await blocker.query('BEGIN');
+  // Any write gives it an xid; it need not touch pgfeed at all.
+  await blocker.query('CREATE TEMP TABLE hold (x int); INSERT INTO hold VALUES (1)');
+  const pid = (await blocker.query('SELECT pg_backend_pid() AS p')).rows[0].p;
+  const seqs: number[] = [];
+  for (let i = 0; i < 3; i++) seqs.push(Number((await db.pool.query(`SELECT pgfeed.emit('h', 'later', '{}') AS s`)).rows[0].s));
+  await sleep(1500);
+  t.same(c.seqs, [], 'committed events wait behind the open transaction');
+  const ready = await getJson(`${daemon.base}/readyz`);
+  t.equal(ready.status, 503, 'not ready while the horizon is stalled');
+  t.equal(ready.body.horizon.held, true);
+  t.equal(ready.body.horizon.stalled, true);
+  t.equal(ready.body.horizon.blocker.pid, pid, '/readyz names the blocking backend');
+  t.ok(ready.body.horizon.blocker.age_ms >= 1000, 'and its age');
+  t.match(ready.body.horizon.blocker.query, /pg_backend_pid|INSERT/, 'and its query');
+  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocker_pid'), pid, 'the metric names it too');
+  t.ok((await metric(daemon.base, 'pgfeed_horizon_age_seconds')) >= 1);
+  // Ending it sends no NOTIFY: the held-back poll must notice on its own.
+  await blocker.query('ROLLBACK');
+  await c.waitFor((c) => c.seqs.length === 3, 5000, 'the held events');
+  t.same(c.seqs, seqs);
+  await sleep(300);
+  const after = await getJson(`${daemon.base}/readyz`);
+  t.equal(after.status, 200, 'ready again');
+  t.equal(after.body.horizon.held, false);
+  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocker_pid'), 0);
+});

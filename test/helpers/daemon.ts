@@ -1,0 +1,92 @@
+// Runs the real daemon as a process (dist/cli.js, built by `npm test`'s
+// pretest) on port 0, and reads its pino lines from stdout.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+
+export interface DaemonProcess {
+  readonly port: number;
+  readonly proc: ChildProcess;
+  /** Every log line so far, parsed. */
+  readonly logs: Record<string, unknown>[];
+  readonly base: string;
+  /** Sends a signal and resolves with the exit code (null if killed by a signal). */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+  exited: Promise<number | null>;
+}
+
+interface Teardown {
+  teardown(fn: () => unknown): void;
+}
+
+export async function startDaemon(t: Teardown, databaseUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<DaemonProcess> {
+  const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
+    env: {
+      PATH: process.env.PATH,
+      DATABASE_URL: databaseUrl,
+      PGFEED_PORT: '0',
+      PGFEED_HOST: '127.0.0.1',
+      PGFEED_LOG_LEVEL: 'info',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: Record<string, unknown>[] = [];
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`daemon did not start in 30 s\n${stderr}`)), 30_000);
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      let rec: Record<string, unknown>;
+      try {
+        rec = JSON.parse(line);
+      } catch {
+        return;
+      }
+      logs.push(rec);
+      if (rec.msg === 'listening') {
+        clearTimeout(timer);
+        resolve(rec.port as number);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`daemon exited with ${code} before listening\n${stderr}`));
+    });
+  });
+  const d: DaemonProcess = {
+    port,
+    proc,
+    logs,
+    base: `http://127.0.0.1:${port}`,
+    exited,
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);
+      return exited;
+    },
+  };
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return d;
+}
+
+/** Reads one metric (summed over matching label sets) from /metrics. */
+export async function metric(base: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const ls = m[2] ?? '';
+    if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3]);
+  }
+  return sum;
+}
