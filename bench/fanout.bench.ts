@@ -7,7 +7,7 @@
 import type { BenchDatabase } from './lib/bench-db.js';
 import type { ClientSpec } from './lib/load-client.js';
 import { LoadGenerator } from './lib/load-generator.js';
-import { scrapeMetric } from './lib/metrics-scrape.js';
+import { metricByLabel, scrapeMetric, scrapeText } from './lib/metrics-scrape.js';
 import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
@@ -36,6 +36,7 @@ export interface FanoutRow {
   misordered: number;
   open_failures: number;
   drained: boolean;
+  subscribers_when_writing_stopped?: Record<string, number>;
 }
 
 const projectNames = (p: number) => Array.from({ length: p }, (_, i) => `p${i}`);
@@ -81,6 +82,9 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       expected = await expectedOrder(database!.url, names);
     }
     const t1 = Date.now();
+    // pgfeed's subscriber states as writing stops: paused streams (socket
+    // backpressure) explain a throughput or latency gap to raw.
+    const states = server === 'pgfeed' ? metricByLabel(await scrapeText(srv.url), 'pgfeed_subscribers', 'state') : undefined;
     let expectedDeliveries = 0;
     specs.forEach((s) => (expectedDeliveries += expected[s.project].length));
     // Drain: wait for the last deliveries, bounded; a server that cannot keep
@@ -120,6 +124,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       misordered: check.misordered,
       open_failures: opened.failed,
       drained,
+      ...(states ? { subscribers_when_writing_stopped: states } : {}),
     };
   } finally {
     mon?.close();
@@ -195,6 +200,10 @@ export const fanout: Scenario<FanoutResult> = {
         '',
         `cpu ${row.cpu_percent}%, rss ${row.rss_mb} MB, ${row.db_queries_per_change} queries/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
       ]);
+      if (row.subscribers_when_writing_stopped) {
+        const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');
+        out.push(['', `subscribers when writing stopped: ${st}`]);
+      }
     }
     for (const x of r.ratios as Ratio[]) {
       out.push([`ratios @ ${x.streams} streams`, x.text]);
