@@ -28,6 +28,7 @@ export interface FanoutRow {
   p99_ms: number;
   p999_ms: number;
   cpu_percent: number;
+  generator_cpu_percent: number;
   rss_mb: number;
   db_queries: number;
   db_queries_per_change: number;
@@ -51,6 +52,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
   let gen: LoadGenerator | null = null;
   let writers: Writers | null = null;
   let mon: ProcMonitor | null = null;
+  let genMons: ProcMonitor[] = [];
   try {
     if (server !== 'raw') database = await db.fresh();
     srv = await ServerProcess.start(server, { databaseUrl: database?.url });
@@ -63,6 +65,9 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     await sleep(500);
     await gen.measure();
     mon = new ProcMonitor(srv.pid);
+    // The generator shares the machine: its CPU tells whether it, rather
+    // than the server, was the limit.
+    genMons = gen.pids.map((pid) => new ProcMonitor(pid));
     const q0 = await scrapeMetric(srv.url, srv.queryMetric);
     const t0 = Date.now();
     let committed: number;
@@ -100,6 +105,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     const st = await gen.stats();
     const q1 = await scrapeMetric(srv.url, srv.queryMetric);
     const proc = mon.result();
+    const genCpu = genMons.reduce((a, m) => a + m.result().cpuPercent, 0);
     const check = await gen.check(expected);
     const end = Math.max(t1, st.lastEventAt);
     const h = check.histogram;
@@ -116,6 +122,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       p99_ms: round(h.getValueAtPercentile(99) / 1000),
       p999_ms: round(h.getValueAtPercentile(99.9) / 1000),
       cpu_percent: round(proc.cpuPercent, 1),
+      generator_cpu_percent: round(genCpu, 1),
       rss_mb: round(proc.peakRssMb, 1),
       db_queries: q1 - q0,
       db_queries_per_change: round((q1 - q0) / Math.max(1, committed), 4),
@@ -128,6 +135,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     };
   } finally {
     mon?.close();
+    for (const m of genMons) m.close();
     await gen?.close();
     await writers?.close();
     await srv?.close();
@@ -198,7 +206,7 @@ export const fanout: Scenario<FanoutResult> = {
       ]);
       out.push([
         '',
-        `cpu ${row.cpu_percent}%, rss ${row.rss_mb} MB, ${row.db_queries_per_change} queries/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
+        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_change} queries/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
       ]);
       if (row.subscribers_when_writing_stopped) {
         const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');

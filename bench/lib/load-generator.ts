@@ -64,6 +64,11 @@ export class LoadGenerator {
     for (let i = 0; i < n; i++) this.workers.push(new WorkerHandle());
   }
 
+  /** Worker process ids, for CPU accounting of the generator itself. */
+  get pids(): number[] {
+    return this.workers.flatMap((w) => (w.proc.pid === undefined ? [] : [w.proc.pid]));
+  }
+
   /**
    * Source addresses 127.0.0.1, .2, ... once one address runs out of ports;
    * none below that, because binding before connect makes the kernel search
