@@ -69,11 +69,11 @@ export const SETTINGS = {
   maxStreams: { env: 'PGFEED_MAX_STREAMS', flag: '--max-streams', doc: 'open SSE streams and long-polls beyond which requests get 503', default: 20_000, parse: int(1, 1_000_000) },
   catchupConcurrency: { env: 'PGFEED_CATCHUP_CONCURRENCY', flag: '--catchup-concurrency', doc: 'most catch-up queries running at once; the rest wait their turn', default: 4, parse: int(1, 256) },
   poolSize: { env: 'PGFEED_POOL_SIZE', flag: '--pool-size', doc: 'query connections (catch-up, lookups, polls)', default: 8, parse: int(2, 500) },
-  slowClientTimeoutMs: { env: 'PGFEED_SLOW_CLIENT_TIMEOUT_MS', flag: '--slow-client-timeout-ms', doc: 'a paused stream that makes no progress for this long is closed (it can resume)', default: 120_000, parse: int(1_000, 86_400_000) },
+  slowClientTimeoutMs: { env: 'PGFEED_SLOW_CLIENT_TIMEOUT_MS', flag: '--slow-client-timeout-ms', doc: 'a paused stream that makes no progress for this long is closed (it can resume)', default: 60_000, parse: int(1_000, 86_400_000) },
   shutdownTimeoutMs: { env: 'PGFEED_SHUTDOWN_TIMEOUT_MS', flag: '--shutdown-timeout-ms', doc: 'most time a graceful shutdown may take', default: 10_000, parse: int(100, 600_000) },
   retryMs: { env: 'PGFEED_RETRY_MS', flag: '--retry-ms', doc: 'base of the jittered SSE `retry:` hint', default: 2_000, parse: int(100, 600_000) },
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
-  embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port', default: 54329, parse: int(1, 65535) },
+  embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool },
 } satisfies Record<string, Setting<unknown>>;
 

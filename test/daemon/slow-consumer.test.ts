@@ -35,3 +35,26 @@ t.test('a paused client gets all events in order when it resumes; memory stays b
   await slow.waitFor(() => true);
   t.equal(await metric(daemon.base, 'pgfeed_subscribers', { state: 'paused' }), 0, 'no longer paused');
 });
+
+t.test('a client that reads nothing for longer than the blocked-write limit resumes losslessly', async (t) => {
+  const stalled = await connectSse(`${daemon.base}/v1/events?project=stall&after=now`);
+  t.teardown(() => stalled.close());
+  await stalled.waitFor((c) => c.retry !== null);
+  stalled.pause();
+  const pad = 'y'.repeat(4000);
+  await db.pool.query(`SELECT pgfeed.emit('stall', 'bulk', jsonb_build_object('i', g, 'pad', $1::text)) FROM generate_series(1, 3000) g`, [pad]);
+  // uWebSockets.js closes a response whose buffered write has not drained for
+  // 10 s (a fixed limit of its HTTP layer). The client then resumes.
+  await new Promise((r) => setTimeout(r, 13_000));
+  stalled.resume();
+  await stalled.waitFor((c) => c.closed || c.seqs.length === 3000, 30_000, 'the stream to drain or close');
+  const got = [...stalled.seqs];
+  if (got.length < 3000) {
+    const again = await connectSse(`${daemon.base}/v1/events?project=stall`, { 'Last-Event-ID': stalled.lastEventId ?? '0' });
+    t.teardown(() => again.close());
+    await again.waitFor((c) => got.length + c.seqs.length >= 3000, 30_000, 'the rest after resuming');
+    got.push(...again.seqs);
+  }
+  const expected = (await db.pool.query<{ s: string }>(`SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = 'stall' ORDER BY c.xid, c.seq`)).rows.map((r) => Number(r.s));
+  t.same(got, expected, 'every event exactly once across the close and resume');
+});
