@@ -62,6 +62,25 @@ t.test('one NOTIFY per statement, carrying a seq', async (t) => {
   t.equal(payloads[1], max, 'the payload is the last seq of the statement');
 });
 
+t.test('update and delete notify once with their own last seq', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE rows3 (id int, v int); SELECT pgfeed.track('rows3', NULL, 'p');
+    INSERT INTO rows3 SELECT g, g FROM generate_series(1, 50) g`);
+  const listener = await db.pool.connect();
+  const payloads: string[] = [];
+  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+  await listener.query('LISTEN pgfeed');
+  const last = async () => (await db.pool.query('SELECT max(seq)::text AS m FROM pgfeed.change_log')).rows[0].m;
+  await db.pool.query('UPDATE rows3 SET v = v + 1 WHERE id <= 20');
+  const afterUpdate = await last();
+  await db.pool.query('DELETE FROM rows3 WHERE id > 40');
+  const afterDelete = await last();
+  await db.pool.query('DELETE FROM rows3 WHERE id > 1000');
+  await new Promise((r) => setTimeout(r, 200));
+  listener.release();
+  t.same(payloads, [afterUpdate, afterDelete], 'one each, the last seq each wrote; nothing for a statement that touched no row');
+});
+
 t.test('types are <table>.<op>, schema-qualified outside public', async (t) => {
   const db = await testDatabase(t);
   await db.pool.query(`CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); CREATE TABLE orders (id int);
@@ -127,6 +146,45 @@ t.test('track() errors name the problem', async (t) => {
   await t.rejects(db.pool.query(`SELECT pgfeed.track('t2', 'id', 'p')`), /exactly one of project_column or project/);
   await db.pool.query(`CREATE VIEW v2 AS SELECT 1 AS x`);
   await t.rejects(db.pool.query(`SELECT pgfeed.track('v2', NULL, 'p')`), /is not a table/);
+});
+
+t.test('track() refuses tables whose types would be reserved or ambiguous', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE pgfeed (id int); CREATE TABLE "a.b" (id int); CREATE TABLE "line\nbreak" (id int);
+    CREATE SCHEMA "s.x"; CREATE TABLE "s.x".t (id int); CREATE SCHEMA other; CREATE TABLE other.pgfeed (id int)`);
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('public.pgfeed', NULL, 'p')`), { code: '22023', message: /reserved/ });
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('"a.b"', NULL, 'p')`), { code: '22023', message: /contains a dot or a control character/ });
+  await t.rejects(db.pool.query(`SELECT pgfeed.track('"s.x".t', NULL, 'p')`), { code: '22023', message: /contains a dot/ });
+  await t.rejects(db.pool.query(`SELECT pgfeed.track(E'"line\\nbreak"', NULL, 'p')`), { code: '22023', message: /control character/ });
+  await db.pool.query(`SELECT pgfeed.track('other.pgfeed', project => 'p'); INSERT INTO other.pgfeed VALUES (1)`);
+  const { rows } = await db.pool.query<LogRow>('SELECT type FROM pgfeed.change_log');
+  t.same(rows.map((r) => r.type), ['other.pgfeed.insert'], 'outside public the schema keeps the type out of the reserved prefix');
+});
+
+t.test('an empty project fails the write too; the project column may be any type', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE e1 (id int, tenant text); SELECT pgfeed.track('e1', 'tenant');
+    CREATE TABLE e2 (id int, tenant_id int); SELECT pgfeed.track('e2', 'tenant_id')`);
+  await t.rejects(db.pool.query(`INSERT INTO e1 VALUES (1, '')`), { code: '23514' });
+  await t.rejects(db.pool.query(`INSERT INTO e1 VALUES (1, NULL)`), { code: '23502' });
+  await db.pool.query(`INSERT INTO e2 VALUES (1, 42)`);
+  t.same((await db.pool.query('SELECT project FROM pgfeed.change_log')).rows, [{ project: '42' }]);
+});
+
+t.test('a tracked partitioned table captures writes made through it', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE parted (id int, tenant text) PARTITION BY LIST (tenant);
+    CREATE TABLE parted_a PARTITION OF parted FOR VALUES IN ('a');
+    CREATE TABLE parted_b PARTITION OF parted FOR VALUES IN ('b');
+    SELECT pgfeed.track('parted', 'tenant');
+    INSERT INTO parted VALUES (1, 'a'), (2, 'b'); UPDATE parted SET id = id + 10; DELETE FROM parted WHERE tenant = 'a';
+    INSERT INTO parted_a VALUES (3, 'a')`);
+  const { rows } = await db.pool.query<LogRow>('SELECT project, type, tbl FROM pgfeed.change_log ORDER BY seq');
+  t.same(rows.map((r) => [r.project, r.type, r.tbl]), [
+    ['a', 'parted.insert', 'public.parted'], ['b', 'parted.insert', 'public.parted'],
+    ['a', 'parted.update', 'public.parted'], ['b', 'parted.update', 'public.parted'],
+    ['a', 'parted.delete', 'public.parted'],
+  ], 'a write that names a partition directly is not captured');
 });
 
 t.test('track() is idempotent', async (t) => {
