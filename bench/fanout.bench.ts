@@ -31,6 +31,7 @@ export interface FanoutRow {
   generator_cpu_percent: number;
   rss_mb: number;
   db_queries: number;
+  db_queries_per_s: number;
   db_queries_per_change: number;
   lost: number;
   duplicated: number;
@@ -125,6 +126,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       generator_cpu_percent: round(genCpu, 1),
       rss_mb: round(proc.peakRssMb, 1),
       db_queries: q1 - q0,
+      db_queries_per_s: round((q1 - q0) / ((Date.now() - t0) / 1000), 1),
       db_queries_per_change: round((q1 - q0) / Math.max(1, committed), 4),
       lost: check.lost,
       duplicated: check.duplicated,
@@ -206,7 +208,7 @@ export const fanout: Scenario<FanoutResult> = {
       ]);
       out.push([
         '',
-        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_change} queries/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
+        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_s} queries/s = ${row.db_queries_per_change}/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
       ]);
       if (row.subscribers_when_writing_stopped) {
         const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');

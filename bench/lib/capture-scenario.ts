@@ -1,18 +1,26 @@
 // capture: what pgfeed's triggers cost writers. The measurement itself lives
-// in bench/capture.bench.ts (npm run bench:capture); the runner only runs it
-// against a fresh bench database and collects its three ratios. Without that
-// file the scenario is skipped with a message.
+// in bench/capture.bench.ts (npm run bench:capture); the runner calls its
+// runCapture() (which starts its own Postgres with durable settings, since a
+// commit's cost is what it measures), at reduced sizes unless --full. A
+// script without runCapture() is run as a process against a fresh bench
+// database, and its ratios are read from its output. Without the file the
+// scenario is skipped with a message.
 
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Scenario } from './runner.js';
 import { RESULTS_DIR, round } from './summary.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = path.join(ROOT, 'bench/capture.bench.ts');
 const KEYS = ['single_row_ratio', 'bulk_ratio', 'concurrent_ratio'] as const;
+
+// Default scale: about 40 s instead of about 3 minutes.
+const REDUCED = { singleRowTx: 600, rounds: 3, bulkReps: 3, concurrentMs: 1500, concurrentRounds: 2 };
+
+type RunCapture = (o: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
 export interface CaptureResult {
   single_row_ratio: number;
@@ -68,6 +76,16 @@ export const capture: Scenario<CaptureResult> = {
     if (!existsSync(SCRIPT)) {
       ctx.progress.tick();
       return 'bench/capture.bench.ts is not in this tree; nothing to run';
+    }
+    const mod = (await import(pathToFileURL(SCRIPT).href)) as { runCapture?: RunCapture };
+    if (typeof mod.runCapture === 'function') {
+      ctx.progress.step('capture: runCapture() from bench/capture.bench.ts');
+      const full = await mod.runCapture({ ...(ctx.opts.full ? {} : REDUCED), log: (line: string) => ctx.progress.step(`capture: ${line.replace(/^#\s*/, '')}`) });
+      ctx.progress.tick();
+      const r = findRatios(JSON.stringify(full), Date.now() + 1);
+      if (!r) return 'runCapture() returned no single_row_ratio/bulk_ratio/concurrent_ratio';
+      for (const k of KEYS) r[k] = round(r[k], 3);
+      return { ...r, scale: ctx.opts.full ? 'runCapture() defaults' : REDUCED };
     }
     const database = await ctx.db.fresh();
     try {
