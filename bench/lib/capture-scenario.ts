@@ -123,7 +123,7 @@ export const capture: Scenario<CaptureResult> = {
   },
   table(r) {
     return [
-      ['single-row insert', `${r.single_row_ratio}x the untracked cost`],
+      ['single-row insert', `${r.single_row_ratio}x the untracked throughput`],
       ['bulk insert', `${r.bulk_ratio}x`],
       ['concurrent writers', `${r.concurrent_ratio}x`],
     ];

@@ -34,6 +34,8 @@ export interface ClientHooks {
 // jsonb's text form puts a space after the colon, JSON.stringify does not.
 const SENT_KEY = '"sent_us"';
 
+const HEAD_TIMEOUT_MS = 30_000;
+
 export function nowUs(): number {
   return (performance.timeOrigin + performance.now()) * 1000;
 }
@@ -90,6 +92,14 @@ export class LoadClient {
         this.retryMs = ms;
       },
       onComment: () => {},
+      // A finished response is closed at once, as curl does: the client then
+      // holds the connection's TIME_WAIT, not the server's port.
+      onEnd: () => s.destroy(),
+    });
+    // Bounded: a server that accepts but never answers counts as a failure.
+    s.setTimeout(HEAD_TIMEOUT_MS, () => {
+      s.setTimeout(0);
+      if (!this.open) s.destroy();
     });
     s.on('connect', () => {
       let req = `GET ${this.spec.path} HTTP/1.1\r\nHost: ${this.target.host}:${this.target.port}\r\nAccept: text/event-stream\r\n`;

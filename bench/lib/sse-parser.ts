@@ -19,6 +19,8 @@ export interface SseHandlers {
   onEvent(ev: SseEvent): void;
   onRetry(ms: number): void;
   onComment(): void;
+  /** The response body ended (last chunk of a chunked body). */
+  onEnd(): void;
 }
 
 const enum Phase {
@@ -79,6 +81,7 @@ export class SseParser {
           this.sizeLine = '';
           if (size === 0) {
             this.phase = Phase.Done;
+            this.h.onEnd();
             return;
           }
           this.chunkLeft = size;
