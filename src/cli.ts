@@ -16,6 +16,11 @@ ${settingsHelp()}
 
 async function run(argv: string[]): Promise<void> {
   const [cmd = 'serve', ...rest] = argv;
+  // `pgfeed serve --help` asks for help, not for an option named --help.
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(USAGE);
+    return;
+  }
   switch (cmd) {
     case 'serve':
       return serve(rest);

@@ -68,15 +68,19 @@ export class Daemon {
 
   async readiness(): Promise<Readiness> {
     let database: { ok: boolean; error?: string };
+    let timer: NodeJS.Timeout | undefined;
     try {
       this.metrics.queries.inc({ kind: 'ready' });
       await Promise.race([
         this.pool.query('SELECT 1'),
-        new Promise((_, reject) => setTimeout(() => reject(new Error('no answer within 2 s')), 2_000).unref()),
+        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2_000))),
       ]);
       database = { ok: true };
     } catch (err) {
       database = { ok: false, error: (err as Error).message };
+    } finally {
+      // Every probe would otherwise leave a timer behind for 2 s.
+      clearTimeout(timer);
     }
     const heldMs = this.tail.heldSince === null ? 0 : Date.now() - this.tail.heldSince;
     const stalled = heldMs >= this.config.horizonStallMs;

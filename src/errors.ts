@@ -18,7 +18,7 @@ export const ERROR_CODES = {
   cursor_expired: 'That event is older than the retained history. Resume from the earliest available seq, or after=0.',
   not_found: 'No such endpoint. See /v1/events, /v1/changes, /healthz, /readyz and /metrics.',
   method_not_allowed: 'Only GET is supported.',
-  header_too_large: 'A request header is too large.',
+  header_too_large: 'The request headers are too large (at most 8 KiB in all). Send fewer or smaller headers.',
   over_capacity: 'The daemon is at its stream limit. Retry after the Retry-After delay, or use another replica.',
   shutting_down: 'The daemon is shutting down. Reconnect; another replica or the restarted daemon will resume your cursor.',
   database_unavailable: 'The database is not reachable right now. Retry shortly.',

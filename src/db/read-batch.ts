@@ -32,8 +32,10 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
     ? ['(c.project, c.xid, c.seq) > ($4, $1::text::xid8, $2::bigint)', 'c.project = $4', 'c.xid < h.xmin']
     : ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
   const typeOr: string[] = [];
-  if (exact) typeOr.push('c.type = ANY($5::text[])');
-  if (prefixes) typeOr.push('c.type LIKE ANY($6::text[])');
+  // Numbered in the order readBatch passes them: every parameter is used, so each has a type.
+  let n = 5;
+  if (exact) typeOr.push(`c.type = ANY($${n++}::text[])`);
+  if (prefixes) typeOr.push(`c.type LIKE ANY($${n++}::text[])`);
   if (typeOr.length) where.push(`(${typeOr.join(' OR ')})`);
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
@@ -77,10 +79,11 @@ export async function readBatch(
   const types = filter?.types.length ? splitTypes(filter.types) : { exact: [], prefixes: [] };
   const sql = batchSql(filter !== null, types.exact.length > 0, types.prefixes.length > 0);
   const params: unknown[] = [String(after.xid), String(after.seq), limit];
-  if (filter) params.push(filter.project, types.exact, types.prefixes);
-  else params.push(null, null, null);
-  // Postgres infers unused parameter types poorly; trim trailing unused ones.
-  while (params.length > 3 && !sql.includes(`$${params.length}`)) params.pop();
+  if (filter) {
+    params.push(filter.project);
+    if (types.exact.length) params.push(types.exact);
+    if (types.prefixes.length) params.push(types.prefixes);
+  }
   const { rows } = await db.query<RawRow>(sql, params);
   const horizon = Number(rows[0].horizon);
   const out: ChangeRow[] = [];

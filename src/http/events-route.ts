@@ -21,18 +21,24 @@ export function eventsRoute(ctx: RouteContext) {
     });
     // Everything from req must be read now: it is gone after the first await.
     const query = req.getQuery() ?? '';
-    const lastEventId = req.getHeader('last-event-id');
-    void open(ctx, res, sink, stream, query, lastEventId);
+    // getHeader() returns only the first of repeated headers: collect them all.
+    const lastEventIds: string[] = [];
+    req.forEach((name, value) => {
+      if (name === 'last-event-id') lastEventIds.push(value);
+    });
+    void open(ctx, res, sink, stream, query, lastEventIds);
   };
 }
 
-async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream: OpenStream, query: string, lastEventId: string): Promise<void> {
+async function open(ctx: RouteContext, res: HttpResponse, sink: SseSink, stream: OpenStream, query: string, lastEventIds: string[]): Promise<void> {
   let release: (() => void) | null = null;
   try {
     if (ctx.closing()) throw new PgfeedError('shutting_down');
     release = ctx.streams.admit();
     if (!release) throw new PgfeedError('over_capacity');
-    const params = parseStreamParams(query, lastEventId);
+    // Two cursors are ambiguous: refuse rather than pick one.
+    if (lastEventIds.length > 1) throw new PgfeedError('duplicate_parameter', 'The Last-Event-ID header is sent more than once; send it once.');
+    const params = parseStreamParams(query, lastEventIds[0] ?? '');
     const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
     if (!sink.open) return;
     if (ctx.closing()) throw new PgfeedError('shutting_down');

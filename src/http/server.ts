@@ -7,7 +7,16 @@ import { eventsRoute, rejectWith } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
 import { sendError } from './status.js';
 import type { Streams } from './streams.js';
-import uWS, { type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
+import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
+
+/**
+ * The most header bytes (names and values) a request may carry. uWS only
+ * bounds headers that arrive split across reads; one that arrives whole is
+ * checked here, before any route does work for it.
+ */
+export const MAX_HEADER_BYTES = 8 * 1024;
+
+type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
 export interface Readiness {
   ready: boolean;
@@ -43,17 +52,24 @@ export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
       onRejected: (code) => ctx.feed.metrics.rejected.inc({ code }),
     }),
   };
+  const bounded = (handler: Handler): Handler => (res, req) => {
+    let bytes = 0;
+    req.forEach((name, value) => (bytes += name.length + value.length + 4));
+    if (bytes <= MAX_HEADER_BYTES) return handler(res, req);
+    full.feed.metrics.rejected.inc({ code: 'header_too_large' });
+    sendError(res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
+  };
   const notFound = (res: HttpResponse) => {
     full.feed.metrics.rejected.inc({ code: 'not_found' });
     sendError(res, new PgfeedError('not_found'));
   };
   return uWS.App()
-    .get('/v1/events', eventsRoute(full))
-    .get('/v1/changes', changesRoute(full))
-    .get('/healthz', healthzRoute())
-    .get('/readyz', readyzRoute(full))
-    .get('/metrics', metricsRoute(full))
-    .get('/*', notFound)
+    .get('/v1/events', bounded(eventsRoute(full)))
+    .get('/v1/changes', bounded(changesRoute(full)))
+    .get('/healthz', bounded(healthzRoute()))
+    .get('/readyz', bounded(readyzRoute(full)))
+    .get('/metrics', bounded(metricsRoute(full)))
+    .get('/*', bounded(notFound))
     .any('/*', (res) => {
       full.feed.metrics.rejected.inc({ code: 'method_not_allowed' });
       sendError(res, new PgfeedError('method_not_allowed'), {}, { Allow: 'GET' });

@@ -12,6 +12,8 @@ export interface DaemonProcess {
   /** Every log line so far, parsed. */
   readonly logs: Record<string, unknown>[];
   readonly base: string;
+  /** Everything written to stderr so far (start-up hints, fatal errors). */
+  readonly stderr: string;
   /** Sends a signal and resolves with the exit code (null if killed by a signal). */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
   exited: Promise<number | null>;
@@ -21,11 +23,16 @@ interface Teardown {
   teardown(fn: () => unknown): void;
 }
 
-export async function startDaemon(t: Teardown, databaseUrl: string, env: Record<string, string> = {}, args: string[] = []): Promise<DaemonProcess> {
+/**
+ * Starts `pgfeed serve` on port 0. A null databaseUrl leaves DATABASE_URL
+ * unset, so the daemon starts its embedded Postgres (give it
+ * PGFEED_DATA_DIR and PGFEED_EMBEDDED_PORT).
+ */
+export async function startDaemon(t: Teardown, databaseUrl: string | null, env: Record<string, string> = {}, args: string[] = []): Promise<DaemonProcess> {
   const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
     env: {
       PATH: process.env.PATH,
-      DATABASE_URL: databaseUrl,
+      ...(databaseUrl === null ? {} : { DATABASE_URL: databaseUrl }),
       PGFEED_PORT: '0',
       PGFEED_HOST: '127.0.0.1',
       PGFEED_LOG_LEVEL: 'info',
@@ -38,7 +45,9 @@ export async function startDaemon(t: Teardown, databaseUrl: string, env: Record<
   proc.stderr!.on('data', (d) => (stderr += d));
   const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
   const port = await new Promise<number>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`daemon did not start in 30 s\n${stderr}`)), 30_000);
+    // An embedded Postgres is initialised on first start: allow it time.
+    const limitS = databaseUrl === null ? 90 : 30;
+    const timer = setTimeout(() => reject(new Error(`daemon did not start in ${limitS} s\n${stderr}`)), limitS * 1000);
     createInterface({ input: proc.stdout! }).on('line', (line) => {
       let rec: Record<string, unknown>;
       try {
@@ -62,6 +71,9 @@ export async function startDaemon(t: Teardown, databaseUrl: string, env: Record<
     proc,
     logs,
     base: `http://127.0.0.1:${port}`,
+    get stderr() {
+      return stderr;
+    },
     exited,
     async stop(signal = 'SIGTERM') {
       if (proc.exitCode === null && proc.signalCode === null) proc.kill(signal);

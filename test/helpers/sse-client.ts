@@ -19,6 +19,8 @@ export interface SseClient {
   readonly pings: number;
   readonly lastEventId: string | null;
   readonly closed: boolean;
+  /** The server ended the response cleanly (the last chunk arrived), rather than resetting it. */
+  readonly ended: boolean;
   /** The raw body, for error responses. */
   readonly body: string;
   waitFor(pred: (c: SseClient) => boolean, timeoutMs?: number, what?: string): Promise<void>;
@@ -40,6 +42,7 @@ export function connectSse(url: string, headers: Record<string, string> = {}): P
       let pings = 0;
       let lastEventId: string | null = null;
       let closed = false;
+      let ended = false;
       let field: { id: string | null; event: string; data: string[] } = { id: null, event: 'message', data: [] };
       const waiters = new Set<() => void>();
       const notify = () => waiters.forEach((w) => w());
@@ -85,7 +88,10 @@ export function connectSse(url: string, headers: Record<string, string> = {}): P
         closed = true;
         notify();
       };
-      res.on('end', onEnd);
+      res.on('end', () => {
+        ended = res.complete;
+        onEnd();
+      });
       res.on('close', onEnd);
       res.on('error', onEnd);
       const client: SseClient = {
@@ -97,6 +103,7 @@ export function connectSse(url: string, headers: Record<string, string> = {}): P
         get pings() { return pings; },
         get lastEventId() { return lastEventId; },
         get closed() { return closed; },
+        get ended() { return ended; },
         get body() { return body; },
         waitFor(pred, timeoutMs = 15_000, what = 'condition') {
           return new Promise((resolveWait, rejectWait) => {
