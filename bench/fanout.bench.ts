@@ -7,7 +7,7 @@
 import type { BenchDatabase } from './lib/bench-db.js';
 import type { ClientSpec } from './lib/load-client.js';
 import { LoadGenerator } from './lib/load-generator.js';
-import { metricByLabel, scrapeMetric, scrapeText } from './lib/metrics-scrape.js';
+import { metricByLabel, scrapeMetric, scrapeText, sumMetric } from './lib/metrics-scrape.js';
 import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
@@ -39,6 +39,7 @@ export interface FanoutRow {
   open_failures: number;
   drained: boolean;
   subscribers_when_writing_stopped?: Record<string, number>;
+  tail_lag_s_when_writing_stopped?: number;
 }
 
 const projectNames = (p: number) => Array.from({ length: p }, (_, i) => `p${i}`);
@@ -90,7 +91,9 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     const t1 = Date.now();
     // pgfeed's subscriber states as writing stops: paused streams (socket
     // backpressure) explain a throughput or latency gap to raw.
-    const states = server === 'pgfeed' ? metricByLabel(await scrapeText(srv.url), 'pgfeed_subscribers', 'state') : undefined;
+    const text = server === 'pgfeed' ? await scrapeText(srv.url) : '';
+    const states = server === 'pgfeed' ? metricByLabel(text, 'pgfeed_subscribers', 'state') : undefined;
+    const tailLag = server === 'pgfeed' ? sumMetric(text, 'pgfeed_tail_lag_seconds') : undefined;
     let expectedDeliveries = 0;
     specs.forEach((s) => (expectedDeliveries += expected[s.project].length));
     // Drain: wait for the last deliveries, bounded; a server that cannot keep
@@ -133,7 +136,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       misordered: check.misordered,
       open_failures: opened.failed,
       drained,
-      ...(states ? { subscribers_when_writing_stopped: states } : {}),
+      ...(states ? { subscribers_when_writing_stopped: states, tail_lag_s_when_writing_stopped: round(tailLag ?? 0, 3) } : {}),
     };
   } finally {
     mon?.close();
@@ -212,7 +215,7 @@ export const fanout: Scenario<FanoutResult> = {
       ]);
       if (row.subscribers_when_writing_stopped) {
         const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');
-        out.push(['', `subscribers when writing stopped: ${st}`]);
+        out.push(['', `when writing stopped: subscribers ${st}; tail lag ${row.tail_lag_s_when_writing_stopped ?? 0} s`]);
       }
     }
     for (const x of r.ratios as Ratio[]) {
