@@ -23,12 +23,15 @@ CREATE INDEX change_log_xid_seq ON pgfeed.change_log (xid, seq);
 CREATE INDEX change_log_project_xid_seq ON pgfeed.change_log (project, xid, seq);
 
 -- One row of settings the triggers read. The daemon writes the channel it
--- listens on at start-up, so writers and daemon never disagree.
+-- listens on, and whether writers notify at all, at start-up, so writers and
+-- daemon never disagree. With notify off, writers skip pg_notify and its
+-- commit-time lock, and the daemon finds changes by polling alone.
 -- pruned_through is the highest seq retention has removed: a cursor at or
 -- below it is expired (410), never silently restarted.
 CREATE TABLE pgfeed.settings (
   id             boolean PRIMARY KEY DEFAULT true CHECK (id),
   channel        text    NOT NULL DEFAULT 'pgfeed',
+  notify         boolean NOT NULL DEFAULT true,
   pruned_through bigint  NOT NULL DEFAULT 0
 );
 INSERT INTO pgfeed.settings DEFAULT VALUES;
@@ -93,9 +96,9 @@ BEGIN
   END IF;
   GET DIAGNOSTICS written = ROW_COUNT;
   IF written > 0 THEN
-    -- The channel is read inline rather than through pgfeed.channel(): one
+    -- The settings are read inline rather than through pgfeed.channel(): one
     -- function call less per statement, same value.
-    PERFORM pg_notify((SELECT s.channel FROM pgfeed.settings s), currval('pgfeed.change_log_seq_seq')::text);
+    PERFORM pg_notify(s.channel, currval('pgfeed.change_log_seq_seq')::text) FROM pgfeed.settings s WHERE s.notify;
   END IF;
   RETURN NULL;
 END $$;
@@ -194,6 +197,6 @@ BEGIN
   INSERT INTO pgfeed.change_log (project, type, op, tbl, data)
   VALUES (emit.project, emit.type, NULL, NULL, emit.data)
   RETURNING seq INTO s;
-  PERFORM pg_notify(pgfeed.channel(), s::text);
+  PERFORM pg_notify(st.channel, s::text) FROM pgfeed.settings st WHERE st.notify;
   RETURN s;
 END $$;

@@ -59,6 +59,7 @@ export const SETTINGS = {
   host: { env: 'PGFEED_HOST', flag: '--host', doc: 'address to listen on', default: '127.0.0.1', parse: str },
   port: { env: 'PGFEED_PORT', flag: '--port', doc: 'port to listen on; 0 picks a free one', default: 8787, parse: int(0, 65535) },
   channel: { env: 'PGFEED_CHANNEL', flag: '--channel', doc: 'NOTIFY channel the triggers use', default: 'pgfeed', parse: channel },
+  notify: { env: 'PGFEED_NOTIFY', flag: '--notify', doc: 'whether writers NOTIFY; false spares them the commit-time notify lock, and changes are found by the safety poll alone', default: true, parse: bool },
   heartbeatMs: { env: 'PGFEED_HEARTBEAT_MS', flag: '--heartbeat-ms', doc: 'interval of `: ping` comments on idle streams', default: 15_000, parse: int(1_000, 300_000) },
   logLevel: { env: 'PGFEED_LOG_LEVEL', flag: '--log-level', doc: 'pino log level', default: 'info' as const, parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
   pollMs: { env: 'PGFEED_POLL_MS', flag: '--poll-ms', doc: 'safety poll: the most a lost NOTIFY can delay an event', default: 1_000, parse: int(50, 60_000) },

@@ -42,7 +42,10 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    await this.pool.query('UPDATE pgfeed.settings SET channel = $1 WHERE channel IS DISTINCT FROM $1', [this.config.channel]);
+    await this.pool.query(
+      'UPDATE pgfeed.settings SET channel = $1, notify = $2 WHERE (channel, notify) IS DISTINCT FROM ($1, $2)',
+      [this.config.channel, this.config.notify],
+    );
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);

@@ -204,3 +204,22 @@ t.test('columns named like the trigger internals are captured whole', async (t) 
   const row = { x: 1, r: 2, i: 3, n: 4, o: 5, project: 'p' };
   t.same(rows.map((r) => r.data), [row, { old: row, new: { ...row, x: 10 } }, { ...row, x: 10 }]);
 });
+
+t.test('with notify off in pgfeed.settings, writers send no NOTIFY', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE quietly (id int); SELECT pgfeed.track('quietly', NULL, 'p');
+    UPDATE pgfeed.settings SET notify = false`);
+  const listener = await db.pool.connect();
+  const payloads: string[] = [];
+  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+  await listener.query('LISTEN pgfeed');
+  await db.pool.query('INSERT INTO quietly VALUES (1), (2)');
+  await db.pool.query(`SELECT pgfeed.emit('p', 'e', '{}')`);
+  await db.pool.query('UPDATE pgfeed.settings SET notify = true');
+  await db.pool.query('INSERT INTO quietly VALUES (3)');
+  await new Promise((r) => setTimeout(r, 200));
+  listener.release();
+  const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM pgfeed.change_log');
+  t.equal(rows[0].n, 4, 'every change is still captured');
+  t.equal(payloads.length, 1, 'only the write made with notify on rang the doorbell');
+});

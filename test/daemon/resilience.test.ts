@@ -53,3 +53,20 @@ t.test('query connections killed under a subscriber: it still catches up', async
   await c.waitFor((c) => c.seqs.length === 600, 15_000, 'the backlog');
   t.equal(new Set(c.seqs).size, 600);
 });
+
+t.test('PGFEED_NOTIFY=false: writers never notify, and the poll delivers everything', async (t) => {
+  const quiet = await startDaemon(t, db.url, { PGFEED_NOTIFY: 'false', PGFEED_POLL_MS: '100' });
+  t.teardown(async () => {
+    await quiet.stop();
+    await db.pool.query('UPDATE pgfeed.settings SET notify = true');
+  });
+  t.equal((await db.pool.query('SELECT notify FROM pgfeed.settings')).rows[0].notify, false, 'the daemon turned writer notifications off');
+  const c = await connectSse(`${quiet.base}/v1/events?project=nonotify&after=now`);
+  t.teardown(() => c.close());
+  await c.waitFor((c) => c.retry !== null);
+  const sent: number[] = [];
+  for (let i = 0; i < 20; i++) sent.push(Number((await db.pool.query(`SELECT pgfeed.emit('nonotify', 'e', '{}') AS s`)).rows[0].s));
+  await c.waitFor((c) => c.seqs.length === 20, 10_000, 'polled events');
+  t.same(c.seqs, sent);
+  t.equal(await metric(quiet.base, 'pgfeed_notify_wakeups_total'), 0, 'no doorbell rang');
+});
