@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 import { BenchDb } from './bench-db.js';
 import { parseOptions, type BenchOptions, type ScenarioName } from './options.js';
 import { Progress } from './progress.js';
-import { loadSummary, machine, writeResultFile, writeSummary, type Summary } from './summary.js';
+import { emptySummary, loadSummary, machine, writeResultFile, writeSummary, type Summary } from './summary.js';
 import { renderCharts, type Chart } from './svg-chart.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -106,6 +106,10 @@ export async function runBench(scenarios: Scenario<any>[], argv = process.argv.s
       }
       if (typeof r === 'string') {
         table.push([s.name, 'skipped', r.length > 60 ? r.slice(0, 57) + '...' : r]);
+        // Zeros and the reason, never the figures of an earlier run.
+        const empty = emptySummary() as unknown as Record<string, object>;
+        (summary as unknown as Record<string, unknown>)[s.name] = { ...empty[s.name], skipped: r };
+        writeSummary(summary);
         continue;
       }
       (summary as unknown as Record<string, unknown>)[s.name] = r;

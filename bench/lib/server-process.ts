@@ -46,9 +46,10 @@ export class ServerProcess {
   }
 
   static async start(kind: ServerKind, o: ServerOptions = {}): Promise<ServerProcess> {
+    // PGFEED_BENCH_DAEMON points at another build's cli.js, to compare builds.
     const args =
       kind === 'pgfeed'
-        ? [`${ROOT}dist/cli.js`, 'serve']
+        ? [process.env.PGFEED_BENCH_DAEMON ?? `${ROOT}dist/cli.js`, 'serve']
         : ['--import', 'tsx', `${ROOT}bench/${kind}-server.ts`];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,
