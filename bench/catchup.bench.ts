@@ -60,6 +60,8 @@ interface ReplayRow {
   lost: number;
   duplicated: number;
   misordered: number;
+  /** The server process ended by itself during the run (e.g. out of memory). */
+  server_exited?: string;
 }
 
 async function replay(
@@ -96,6 +98,7 @@ async function replay(
     const st = await gen.stats();
     const seconds = (st.lastEventAt - t0) / 1000;
     const check = await gen.check({ [PROJECT]: expected });
+    const crashed = srv.exitedEarly;
     await gen.close();
     await srv.close();
     srv = null;
@@ -114,6 +117,7 @@ async function replay(
       lost: check.lost,
       duplicated: check.duplicated,
       misordered: check.misordered,
+      ...(crashed ? { server_exited: crashed } : {}),
     };
   } finally {
     await gen.close();
@@ -180,7 +184,7 @@ export const catchup: Scenario<CatchupResult> = {
     for (const x of r.runs as ReplayRow[]) {
       out.push([
         `${x.server}: ${x.streams} x ${x.behind} behind`,
-        `${x.seconds} s, ${x.events_per_s} events/s, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}`,
+        `${x.seconds} s, ${x.events_per_s} events/s, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
       ]);
     }
     return out;

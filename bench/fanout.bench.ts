@@ -38,6 +38,8 @@ export interface FanoutRow {
   misordered: number;
   open_failures: number;
   drained: boolean;
+  /** The server process ended by itself during the run (e.g. out of memory). */
+  server_exited?: string;
   subscribers_when_writing_stopped?: Record<string, number>;
   tail_lag_s_when_writing_stopped?: number;
 }
@@ -111,6 +113,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     const proc = mon.result();
     const genCpu = genMons.reduce((a, m) => a + m.result().cpuPercent, 0);
     const check = await gen.check(expected);
+    const crashed = srv.exitedEarly;
     const end = Math.max(t1, st.lastEventAt);
     const h = check.histogram;
     return {
@@ -136,6 +139,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       misordered: check.misordered,
       open_failures: opened.failed,
       drained,
+      ...(crashed ? { server_exited: crashed } : {}),
       ...(states ? { subscribers_when_writing_stopped: states, tail_lag_s_when_writing_stopped: round(tailLag ?? 0, 3) } : {}),
     };
   } finally {
@@ -211,7 +215,7 @@ export const fanout: Scenario<FanoutResult> = {
       ]);
       out.push([
         '',
-        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_s} queries/s = ${row.db_queries_per_change}/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}`,
+        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_s} queries/s = ${row.db_queries_per_change}/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}${row.server_exited ? `; server ended by itself: ${row.server_exited}` : ''}`,
       ]);
       if (row.subscribers_when_writing_stopped) {
         const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');

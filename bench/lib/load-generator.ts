@@ -50,7 +50,7 @@ class WorkerHandle {
   }
 }
 
-export interface GeneratorStats extends WorkerStats {}
+export type GeneratorStats = WorkerStats;
 
 export interface GeneratorCheck extends Omit<WorkerCheck, 'histogram'> {
   histogram: hdr.Histogram;

@@ -7,7 +7,7 @@ export class Progress {
   private bar: cliProgress.SingleBar | null = null;
   private done = 0;
 
-  constructor(private total: number) {
+  constructor(private readonly total: number) {
     if (process.stderr.isTTY) {
       this.bar = new cliProgress.SingleBar(
         { format: 'pgfeed bench {bar} {value}/{total} | {step}', stream: process.stderr, hideCursor: true, clearOnComplete: false },
@@ -15,12 +15,6 @@ export class Progress {
       );
       this.bar.start(total, 0, { step: 'starting' });
     }
-  }
-
-  /** Adds steps discovered late (e.g. a scenario that decides its run count). */
-  grow(n: number): void {
-    this.total += n;
-    this.bar?.setTotal(this.total);
   }
 
   /** What is running now. */

@@ -101,6 +101,16 @@ export class ServerProcess {
     return QUERY_METRIC[this.kind];
   }
 
+  /** Set when the process ended on its own (a crash), before close() was called. */
+  get exitedEarly(): string | null {
+    if (this.closing) return null;
+    if (this.proc.exitCode !== null) return `exit ${this.proc.exitCode}`;
+    if (this.proc.signalCode !== null) return this.proc.signalCode;
+    return null;
+  }
+
+  private closing = false;
+
   /** The last log lines, for error messages. */
   logs(): string {
     return this.logTail.join('\n');
@@ -109,6 +119,7 @@ export class ServerProcess {
   /** SIGTERM and wait for exit; SIGKILL after `graceMs`. Returns ms taken and the exit code. */
   async close(graceMs = 10_000): Promise<{ ms: number; code: number | null }> {
     const t0 = performance.now();
+    this.closing = true;
     if (this.proc.exitCode !== null || this.proc.signalCode !== null) return { ms: 0, code: this.proc.exitCode };
     const exited = new Promise<number | null>((r) => this.proc.once('exit', (code) => r(code)));
     this.proc.kill('SIGTERM');
