@@ -17,7 +17,7 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SCRIPT = path.join(ROOT, 'bench/capture.bench.ts');
 const KEYS = ['single_row_ratio', 'bulk_ratio', 'concurrent_ratio'] as const;
 
-// Default scale: about 40 s instead of about 3 minutes.
+// Default scale: about 20 s instead of about 3 minutes.
 const REDUCED = { singleRowTx: 600, rounds: 3, bulkReps: 3, concurrentMs: 1500, concurrentRounds: 2 };
 
 type RunCapture = (o: Record<string, unknown>) => Promise<Record<string, unknown>>;
