@@ -138,14 +138,15 @@ CREATE TRIGGER notify_statement AFTER INSERT OR UPDATE OR DELETE ON ${TABLE.row}
 `;
 
 /**
- * pgfeed.capture() exactly as migrated, minus its pg_notify. Taken from the
+ * pgfeed.capture() exactly as migrated, minus its pg_notify: what writers pay
+ * with PGFEED_NOTIFY=false. Taken from the
  * database rather than copied, so it can never drift from sql/.
  */
 async function silentCaptureSql(c: pg.Client): Promise<string> {
   const def: string = (await c.query(`SELECT pg_get_functiondef('pgfeed.capture()'::regprocedure) AS d`)).rows[0].d;
   const silent = def
     .replace(/FUNCTION pgfeed\.capture\(\)/, 'FUNCTION pgfeed_bench.capture_silent()')
-    .replace(/PERFORM pg_notify\([^;]*\);/, 'NULL;');
+    .replace(/PERFORM pg_notify\([^;]*;/, 'NULL;');
   if (!silent.includes('pgfeed_bench.capture_silent') || silent.includes('pg_notify')) {
     throw new Error('bench/capture.bench.ts: cannot derive a NOTIFY-free copy of pgfeed.capture(); update silentCaptureSql() to match sql/');
   }

@@ -63,7 +63,7 @@ export const SETTINGS = {
   heartbeatMs: { env: 'PGFEED_HEARTBEAT_MS', flag: '--heartbeat-ms', doc: 'interval of `: ping` comments on idle streams', default: 15_000, parse: int(1_000, 300_000) },
   logLevel: { env: 'PGFEED_LOG_LEVEL', flag: '--log-level', doc: 'pino log level', default: 'info' as const, parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
   pollMs: { env: 'PGFEED_POLL_MS', flag: '--poll-ms', doc: 'safety poll: the most a lost NOTIFY can delay an event', default: 1_000, parse: int(50, 60_000) },
-  heldPollMs: { env: 'PGFEED_HELD_POLL_MS', flag: '--held-poll-ms', doc: 'poll interval while rows wait behind the xmin horizon', default: 100, parse: int(10, 10_000) },
+  heldPollMs: { env: 'PGFEED_HELD_POLL_MS', flag: '--held-poll-ms', doc: 'poll interval while rows wait behind the xmin horizon', default: 25, parse: int(10, 10_000) },
   horizonStallMs: { env: 'PGFEED_HORIZON_STALL_MS', flag: '--horizon-stall-ms', doc: 'how long rows may wait behind the horizon before /readyz reports a stall', default: 30_000, parse: int(1_000, 86_400_000) },
   ringEvents: { env: 'PGFEED_RING_EVENTS', flag: '--ring-events', doc: 'most events kept in the in-memory ring', default: 65_536, parse: int(512, 10_000_000) },
   ringBytes: { env: 'PGFEED_RING_BYTES', flag: '--ring-bytes', doc: 'most bytes of frames kept in the ring', default: 64 * 1024 * 1024, parse: int(64 * 1024, 8 * 1024 * 1024 * 1024) },

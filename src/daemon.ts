@@ -5,7 +5,7 @@ import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
 import type { FeedDeps } from './feed/subscriber.js';
 import { Tail } from './feed/tail.js';
-import { createApp, listen, type HttpServer, type Readiness } from './http/server.js';
+import { createApp, listenWithRetry, type HttpServer, type Readiness } from './http/server.js';
 import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -66,7 +66,11 @@ export class Daemon {
       closing: () => this.closing,
       readiness: () => this.readiness(),
     });
-    this.server = await listen(app, this.config.host, this.config.port);
+    let warned = false;
+    this.server = await listenWithRetry(app, this.config.host, this.config.port, 60_000, (err) => {
+      if (!warned) this.log.warn({ err: err.message }, 'port busy, probably closing connections of a previous process; retrying for up to 60 s');
+      warned = true;
+    });
   }
 
   async readiness(): Promise<Readiness> {

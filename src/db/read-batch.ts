@@ -25,12 +25,11 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   const key = `${+byProject}${+exact}${+prefixes}`;
   let sql = sqlCache.get(key);
   if (sql) return sql;
-  // Per project, the row comparison leads with project so that only the
-  // (project, xid, seq) index can serve it: given (xid, seq) > … alone, the
-  // planner may walk the global index and filter out other projects' rows.
-  const where = byProject
-    ? ['(c.project, c.xid, c.seq) > ($4, $1::text::xid8, $2::bigint)', 'c.project = $4', 'c.xid < h.xmin']
-    : ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
+  // The planner picks the (project, xid, seq) index or the global one from
+  // its estimates. Leading the row comparison with project would force the
+  // project index, but measured 2.5x slower on single-project catch-up.
+  const where = ['(c.xid, c.seq) > ($1::text::xid8, $2::bigint)', 'c.xid < h.xmin'];
+  if (byProject) where.push('c.project = $4');
   const typeOr: string[] = [];
   // Numbered in the order readBatch passes them: every parameter is used, so each has a type.
   let n = 5;

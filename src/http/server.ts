@@ -76,6 +76,25 @@ export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
     });
 }
 
+/**
+ * Binds, retrying for up to `retryMs` while the port is busy. A restarted
+ * daemon often finds its port held by the previous process's closing
+ * connections (this uWS build does not set SO_REUSEADDR); they clear within
+ * a minute, and waiting beats exiting and being restarted in a loop.
+ */
+export async function listenWithRetry(app: TemplatedApp, host: string, port: number, retryMs: number, onRetry: (err: Error) => void): Promise<HttpServer> {
+  const deadline = Date.now() + retryMs;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await listen(app, host, port);
+    } catch (err) {
+      if (port === 0 || Date.now() >= deadline) throw err;
+      onRetry(err as Error);
+      await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
+    }
+  }
+}
+
 export function listen(app: TemplatedApp, host: string, port: number): Promise<HttpServer> {
   return new Promise((resolve, reject) => {
     app.listen(host, port, (socket: us_listen_socket | false) => {

@@ -161,7 +161,8 @@ t.test('a cursor pruned by retention: 410 cursor_expired with the earliest seq',
   // A retained cursor and the start of history still work.
   const page = await getJson(`${daemon.base}/v1/changes?project=pruned&after=0`);
   t.same(page.body.events.map((e: { seq: number }) => e.seq), seqs.slice(3), 'after=0 starts at the earliest retained event');
-  const after = await getJson(`${daemon.base}/v1/changes?project=pruned&after=${seqs[3]}`);
+  // wait: the tail may not have read the newest event yet; the poll then waits for it.
+  const after = await getJson(`${daemon.base}/v1/changes?project=pruned&after=${seqs[3]}&wait=10`);
   t.same(after.body.events.map((e: { seq: number }) => e.seq), seqs.slice(4));
 });
 

@@ -19,3 +19,17 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     t.ok(daemon.logs.some((r) => r.msg === 'stopped'), 'the daemon logged "stopped" after its own shutdown');
   });
 }
+
+t.test('a restart waits for its port instead of exiting while it is busy', async (t) => {
+  const net = await import('node:net');
+  const blocker = net.createServer();
+  await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', () => r()));
+  const port = (blocker.address() as { port: number }).port;
+  // Free the port a little after the daemon first tries it.
+  const freed = new Promise<void>((r) => setTimeout(() => blocker.close(() => r()), 1500));
+  const daemon = await startDaemon(t, db.url, { PGFEED_PORT: String(port) });
+  await freed;
+  t.equal(daemon.port, port, 'it bound the port once it was free');
+  t.ok(daemon.logs.some((r) => String(r.msg).startsWith('port busy')), 'and said why it waited');
+  t.equal(await daemon.stop(), 0);
+});

@@ -1,0 +1,206 @@
+// catchup: how fast history is replayed from Postgres.
+//  1. One stream replays a backlog of B events of one project (events/s).
+//  2. K streams reconnect with Last-Event-ID, each D events behind: time
+//     until all are caught up, and rows Postgres read (pg_stat counters of
+//     pgfeed.change_log) against the K x D rows the streams needed.
+// The naive comparator runs step 2 on the same database for reference.
+
+import type pg from 'pg';
+import type { BenchDatabase } from './lib/bench-db.js';
+import { LoadGenerator } from './lib/load-generator.js';
+import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
+import { ServerProcess, type ServerKind } from './lib/server-process.js';
+import { PAYLOAD } from './lib/sample-row.js';
+import { round } from './lib/summary.js';
+import { sleep, waitUntil } from './lib/wait.js';
+import { expectedOrder } from './lib/writers.js';
+
+const PROJECT = 'c0';
+const FILL_BATCH = 50_000;
+
+/** Writes the backlog straight into the change log, 50k rows per transaction. */
+async function fillBacklog(c: pg.Client, n: number): Promise<void> {
+  for (let from = 1; from <= n; from += FILL_BATCH) {
+    const to = Math.min(n, from + FILL_BATCH - 1);
+    await c.query(
+      `INSERT INTO pgfeed.change_log (project, type, op, tbl, data)
+       SELECT $1, 'orders.insert', 'insert', 'public.orders',
+              jsonb_build_object('id', g, 'project', $1::text, 'sent_us', 0, 'payload', $2::text)
+       FROM generate_series($3::bigint, $4::bigint) g`,
+      [PROJECT, PAYLOAD, from, to],
+    );
+  }
+  await c.query('VACUUM ANALYZE pgfeed.change_log');
+}
+
+/** Rows read from pgfeed.change_log so far: sequential plus index scans. */
+async function rowsRead(c: pg.Client): Promise<number> {
+  const r = await c.query<{ n: string }>(`
+    SELECT coalesce(t.seq_tup_read, 0)
+         + coalesce((SELECT sum(i.idx_tup_read) FROM pg_stat_user_indexes i WHERE i.relid = t.relid), 0) AS n
+    FROM pg_stat_user_tables t WHERE t.relid = 'pgfeed.change_log'::regclass`);
+  return Number(r.rows[0]?.n ?? 0);
+}
+
+// An idle backend may hold its table statistics for up to 10 s, but an
+// exiting one publishes them at once: each replay therefore gets its own
+// server process, and the counters are read after it stopped.
+const STATS_FLUSH_MS = 500;
+
+interface ReplayRow {
+  server: ServerKind;
+  streams: number;
+  behind: number;
+  seconds: number;
+  events_per_s: number;
+  rows_read: number;
+  rows_needed: number;
+  rows_read_ratio: number;
+  caught_up: boolean;
+  lost: number;
+  duplicated: number;
+  misordered: number;
+  /** The server process ended by itself during the run (e.g. out of memory). */
+  server_exited?: string;
+}
+
+async function replay(
+  ctx: BenchContext,
+  c: pg.Client,
+  kind: ServerKind,
+  url: string,
+  order: number[],
+  streams: number,
+  behind: number,
+): Promise<ReplayRow> {
+  await c.query('SELECT pg_stat_force_next_flush()');
+  const r0 = await rowsRead(c);
+  let srv: ServerProcess | null = await ServerProcess.start(kind, { databaseUrl: url });
+  const gen = new LoadGenerator({ host: '127.0.0.1', port: srv.port, totalStreams: streams });
+  try {
+    const expected = order.slice(order.length - behind);
+    // The cursor is the event just before the last `behind` ones; 0 replays all.
+    const cursor = behind >= order.length ? undefined : String(order[order.length - behind - 1]);
+    const needed = streams * behind;
+    const t0 = Date.now();
+    await gen.open(
+      Array.from({ length: streams }, () => ({ project: PROJECT, path: `/v1/events?project=${PROJECT}&after=0`, lastEventId: cursor })),
+      false,
+    );
+    let deliveries = 0;
+    const caughtUp = await waitUntil(
+      async () => {
+        deliveries = (await gen.stats()).deliveries;
+        return deliveries >= needed;
+      },
+      { timeoutMs: ctx.opts.full ? 180_000 : 60_000, stallMs: 10_000, progressOf: () => deliveries, intervalMs: 50 },
+    );
+    const st = await gen.stats();
+    const seconds = (st.lastEventAt - t0) / 1000;
+    const check = await gen.check({ [PROJECT]: expected });
+    const crashed = srv.exitedEarly;
+    await gen.close();
+    await srv.close();
+    srv = null;
+    await sleep(STATS_FLUSH_MS);
+    const r1 = await rowsRead(c);
+    return {
+      server: kind,
+      streams,
+      behind,
+      seconds: round(seconds, 3),
+      events_per_s: round(st.deliveries / Math.max(0.001, seconds), 0),
+      rows_read: r1 - r0,
+      rows_needed: needed,
+      rows_read_ratio: round((r1 - r0) / needed, 3),
+      caught_up: caughtUp,
+      lost: check.lost,
+      duplicated: check.duplicated,
+      misordered: check.misordered,
+      ...(crashed ? { server_exited: crashed } : {}),
+    };
+  } finally {
+    await gen.close();
+    await srv?.close();
+  }
+}
+
+export interface CatchupResult {
+  single_stream_events_per_s: number;
+  reconnect_streams: number;
+  reconnect_seconds: number;
+  rows_read_ratio: number;
+  [extra: string]: unknown;
+}
+
+export const catchup: Scenario<CatchupResult> = {
+  name: 'catchup',
+  steps: () => 4,
+  async run(ctx) {
+    const { catchupBacklog: backlog, catchupStreams: k, catchupBehind: behind } = ctx.opts;
+    let database: BenchDatabase | null = null;
+    const rows: ReplayRow[] = [];
+    try {
+      database = await ctx.db.fresh();
+      ctx.progress.step(`catchup: writing a ${backlog}-event backlog`);
+      const url = database.url;
+      const order = await ctx.db.withClient(database.name, async (c) => {
+        await fillBacklog(c, backlog);
+        return (await expectedOrder(url, [PROJECT]))[PROJECT];
+      });
+      ctx.progress.tick();
+      await ctx.db.withClient(database.name, async (c) => {
+        for (const kind of [...(ctx.pgfeed ? (['pgfeed'] as const) : []), 'naive' as const]) {
+          if (kind === 'pgfeed') {
+            ctx.progress.step(`catchup: pgfeed, one stream replays ${backlog} events`);
+            rows.push(await replay(ctx, c, kind, url, order, 1, backlog));
+            ctx.progress.tick();
+          }
+          ctx.progress.step(`catchup: ${kind}, ${k} streams reconnect ${behind} events behind`);
+          rows.push(await replay(ctx, c, kind, url, order, k, behind));
+          ctx.progress.tick();
+        }
+      });
+    } finally {
+      await database?.drop();
+    }
+    const single = rows.find((r) => r.server === 'pgfeed' && r.streams === 1);
+    const many = rows.find((r) => r.server === 'pgfeed' && r.streams === k);
+    const naive = rows.find((r) => r.server === 'naive');
+    return {
+      single_stream_events_per_s: single?.events_per_s ?? 0,
+      reconnect_streams: k,
+      reconnect_seconds: many?.seconds ?? 0,
+      rows_read_ratio: many?.rows_read_ratio ?? 0,
+      backlog,
+      behind,
+      pgfeed_measured: ctx.pgfeed,
+      naive: naive ? { reconnect_seconds: naive.seconds, rows_read_ratio: naive.rows_read_ratio } : null,
+      runs: rows,
+    };
+  },
+  table(r) {
+    const out: Array<[string, string]> = [];
+    for (const x of r.runs as ReplayRow[]) {
+      out.push([
+        `${x.server}: ${x.streams} x ${x.behind} behind`,
+        `${x.seconds} s, ${x.events_per_s} events/s, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
+      ]);
+    }
+    return out;
+  },
+  charts(r) {
+    const runs = r.runs as ReplayRow[];
+    const many = runs.filter((x) => x.streams > 1);
+    return {
+      charts: [
+        { kind: 'bar', title: 'single stream replay', yLabel: 'events/s', bars: runs.filter((x) => x.streams === 1).map((x) => ({ label: x.server, value: x.events_per_s })) },
+        { kind: 'bar', title: `${r.reconnect_streams} streams catch up`, yLabel: 'seconds', bars: many.map((x) => ({ label: x.server, value: x.seconds })) },
+        { kind: 'bar', title: 'rows read / rows needed', yLabel: 'ratio', bars: many.map((x) => ({ label: x.server, value: x.rows_read_ratio })) },
+      ],
+      caption: `catchup: ${r.backlog as number}-event backlog; ${r.reconnect_streams} streams each ${r.behind as number} events behind`,
+    };
+  },
+};
+
+if (isMain(import.meta.url)) await runBench([catchup], process.argv.slice(2), 'catchup');

