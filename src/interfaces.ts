@@ -11,7 +11,12 @@
  *   it has ended, so rows below it are final: no reader will ever see a new
  *   row appear there. Only rows below the horizon are delivered.
  * - head: how far the shared tail has read: every event before it is in the
- *   ring (or was evicted from it).
+ *   ring (or was evicted from it). It may be a horizon, (xid, 0), not a row.
+ * - last row: the position of the last real row the tail read. Positions that
+ *   are kept (subscriber positions, the ring's start) are always real rows:
+ *   after a crash Postgres may hand out again xids that were assigned but
+ *   never made durable, so a horizon seen before a crash can be ahead of rows
+ *   committed after it. A durable row's xid is never reused.
  * - ring: the bounded in-memory window of recent events with their encoded frames.
  * - filter: one project plus optional type patterns (exact names or `prefix*`).
  */
@@ -59,4 +64,6 @@ export interface Batch {
   readonly full: boolean;
   /** Unfiltered reads only: committed rows exist at or above the horizon, waiting for it to pass. */
   readonly held?: boolean;
+  /** Unfiltered reads only: when the server started (pg_postmaster_start_time). */
+  readonly started?: string | null;
 }

@@ -39,7 +39,9 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
-  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
+  // The tail also watches for a server restart: see Tail.noticeRestart.
+  const started = byProject ? 'NULL::text' : 'pg_postmaster_start_time()::text';
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${started} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
     LEFT JOIN LATERAL (
@@ -54,6 +56,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
 interface RawRow {
   horizon: string;
   held: boolean;
+  started: string | null;
   seq: string | null;
   xid: string;
   project: string;
@@ -94,5 +97,18 @@ export async function readBatch(
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
   const covered = full ? last : maxPosition(last, horizonPosition(horizon));
-  return { rows: out, horizon, covered, full, held: rows[0].held };
+  return { rows: out, horizon, covered, full, held: rows[0].held, started: rows[0].started };
+}
+
+/** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */
+export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; started: string }> {
+  const { rows } = await db.query<{ horizon: string; started: string; xid: string | null; seq: string | null }>(
+    `SELECT h.xmin::text AS horizon, pg_postmaster_start_time()::text AS started, l.xid::text, l.seq::text
+     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
+     LEFT JOIN LATERAL (
+       SELECT xid, seq FROM pgfeed.change_log WHERE xid < h.xmin ORDER BY xid DESC, seq DESC LIMIT 1
+     ) l ON true`,
+  );
+  const r = rows[0];
+  return { horizon: Number(r.horizon), started: r.started, last: r.xid === null ? null : { xid: Number(r.xid), seq: Number(r.seq) } };
 }

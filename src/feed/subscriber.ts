@@ -141,7 +141,8 @@ export class Subscriber implements Receiver {
       if (ring.covers(this.pos)) {
         if (!this.writeEvents(ring, ring.indexAfter(this.pos))) return;
         // Every event up to the head is in the ring and was just offered.
-        this.pos = maxPosition(this.pos, tail.head);
+        // Keep a real row, never the head itself (interfaces.ts, "last row").
+        this.pos = maxPosition(this.pos, tail.lastRow);
         this.setState('live');
         return;
       }
@@ -171,7 +172,17 @@ export class Subscriber implements Receiver {
         this.prefetch = { pos: batch.covered, batch: next };
       }
       if (!this.writeEvents(batch.events, 0)) return;
-      if (!batch.full) this.pos = maxPosition(this.pos, batch.covered);
+      if (batch.full) continue;
+      // Nothing more for this filter below the read's horizon (batch.covered).
+      // If the tail has not read past it, live pushes bring the rest (those
+      // at or below the position are skipped)…
+      if (!isAfter(tail.head, batch.covered)) {
+        this.setState('live');
+        return;
+      }
+      // …otherwise resume from the ring, if it starts before that horizon.
+      // Its start is a real row, so the position stays one.
+      if (!isAfter(tail.ring.start, batch.covered)) this.pos = maxPosition(this.pos, tail.ring.start);
     }
   }
 

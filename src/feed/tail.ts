@@ -1,8 +1,8 @@
 import type pg from 'pg';
 import type { Position } from '../interfaces.js';
-import { readBatch, BATCH_SIZE } from '../db/read-batch.js';
+import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
-import { horizonPosition } from '../position.js';
+import { horizonPosition, START } from '../position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { encodeEvent } from './frame.js';
@@ -28,6 +28,8 @@ export interface TailOptions {
 export class Tail {
   ring!: Ring;
   private headPos!: Position;
+  private lastRowPos!: Position;
+  private startedAt: string | null = null;
   private running = false;
   private again = false;
   private closed = false;
@@ -56,12 +58,21 @@ export class Tail {
     return this.headPos;
   }
 
+  /** The last real row read: a position safe to keep (see interfaces.ts, "last row"). */
+  get lastRow(): Position {
+    return this.lastRowPos;
+  }
+
   /** Starts at the current horizon: the past is served from Postgres, the future from the ring. */
   async start(): Promise<void> {
     this.metrics.queries.inc({ kind: 'tail' });
-    const first = await readBatch(this.pool, { xid: Number.MAX_SAFE_INTEGER, seq: 0 }, null, 1);
+    const first = await startPoint(this.pool);
+    this.startedAt = first.started;
+    this.lastRowPos = first.last ?? START;
     this.headPos = horizonPosition(first.horizon);
-    this.ring = new Ring(this.opts.ringEvents, this.opts.ringBytes, this.headPos);
+    // Nothing lies between the last final row and the horizon, and nothing
+    // ever will: the ring may claim that range as covered.
+    this.ring = new Ring(this.opts.ringEvents, this.opts.ringBytes, this.lastRowPos);
     this.pollTimer = setInterval(() => this.wake(), this.opts.pollMs);
     this.pollTimer.unref();
     this.wake();
@@ -103,8 +114,13 @@ export class Tail {
       this.metrics.queries.inc({ kind: 'tail' });
       batch = await readBatch(this.pool, this.headPos, null, BATCH_SIZE);
       if (this.closed) return;
+      if (this.noticeRestart(batch.started ?? null)) {
+        this.again = true; // read again at once, from the last row
+        return;
+      }
       const events = batch.rows.map(encodeEvent);
       for (const ev of events) this.ring.push(ev);
+      if (events.length) this.lastRowPos = events[events.length - 1].pos;
       this.headPos = batch.covered;
       if (events.length) {
         this.metrics.tailEvents.inc(events.length);
@@ -116,6 +132,22 @@ export class Tail {
       this.hub.publish(events);
     } while (batch.full && !this.closed);
     await this.trackHorizon(batch.held === true);
+  }
+
+  /**
+   * After a crash restart, Postgres may reissue xids that were assigned but
+   * never made durable, so rows can now commit below the horizon the tail had
+   * reached. It steps back to its last real row and reads again from there.
+   */
+  private noticeRestart(started: string | null): boolean {
+    if (started === null || this.startedAt === null || started === this.startedAt) {
+      this.startedAt ??= started;
+      return false;
+    }
+    this.log.warn({ before: this.startedAt, now: started }, 'Postgres restarted; the tail reads again from its last row');
+    this.startedAt = started;
+    this.headPos = this.lastRowPos;
+    return true;
   }
 
   private async trackHorizon(held: boolean): Promise<void> {

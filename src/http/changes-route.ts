@@ -26,28 +26,24 @@ interface Page {
   hasMore: boolean;
 }
 
-/** Reads a page after pos: from the ring when it covers pos, otherwise from Postgres. */
+/**
+ * Reads a page after pos: from the ring when it covers pos and fills the
+ * page, otherwise from Postgres. A short page from memory may only mean the
+ * tail has not read the newest commits yet, and a poll must be fresh.
+ */
 async function readPage(ctx: RouteContext, pos: Position, filter: Filter, limit: number): Promise<Page> {
-  const { tail, catchup } = ctx.feed;
-  for (;;) {
-    const ring = tail.ring;
-    if (ring.covers(pos)) {
-      const matches = typeMatcher(filter.types);
-      const events: FeedEvent[] = [];
-      for (let i = ring.indexAfter(pos); i < ring.size; i++) {
-        const ev = ring.at(i);
-        if (ev.project !== filter.project || !matches(ev.type)) continue;
-        if (events.length === limit) return { events, hasMore: true };
-        events.push(ev);
-      }
-      return { events, hasMore: false };
+  const ring = ctx.feed.tail.ring;
+  if (ring.covers(pos)) {
+    const matches = typeMatcher(filter.types);
+    const events: FeedEvent[] = [];
+    for (let i = ring.indexAfter(pos); i < ring.size && events.length <= limit; i++) {
+      const ev = ring.at(i);
+      if (ev.project === filter.project && matches(ev.type)) events.push(ev);
     }
-    const batch = await catchup.read(pos, filter, limit);
-    if (batch.events.length || batch.full) return { events: [...batch.events], hasMore: batch.full };
-    // Nothing up to this read's horizon: continue from there (the ring may cover it now).
-    if (!isAfter(batch.covered, pos) || !isAfter(tail.head, batch.covered)) return { events: [], hasMore: false };
-    pos = batch.covered;
+    if (events.length > limit) return { events: events.slice(0, limit), hasMore: true };
   }
+  const batch = await ctx.feed.catchup.read(pos, filter, limit);
+  return { events: [...batch.events], hasMore: batch.full };
 }
 
 function body(page: Page, cursor: Cursor): string {

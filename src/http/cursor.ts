@@ -19,7 +19,8 @@ export class CursorError extends PgfeedError {
 /** Resolves a public cursor to a position. Only a seq needs the database. */
 export async function resolveCursor(cursor: Cursor, filter: Filter, pool: pg.Pool, tail: Tail, metrics: Metrics): Promise<Position> {
   if (cursor.kind === 'start') return START;
-  if (cursor.kind === 'now') return tail.head;
+  // The last row the tail read, not its head: nothing lies between them, and a row is safe to keep.
+  if (cursor.kind === 'now') return tail.lastRow;
   metrics.queries.inc({ kind: 'lookup' });
   const found = await positionOf(pool, cursor.seq, filter.project);
   if (found.kind === 'found') return found.pos;
