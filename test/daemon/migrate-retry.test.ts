@@ -6,6 +6,7 @@
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { terminateLockWaiters } from '../helpers/terminate.js';
 
 const MIGRATION_LOCK = 0x70676665; // src/db/migrate.ts
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -18,15 +19,7 @@ t.test('a pgfeed:migrate backend killed while it waits for the migration lock', 
   await holder.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
   const starting = startDaemon(t, db.url);
   starting.catch(() => {});
-  let killed = 0;
-  for (let i = 0; i < 200 && killed === 0; i++) {
-    const r = await db.pool.query(
-      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = 'pgfeed:migrate' AND wait_event_type = 'Lock'`,
-    );
-    killed = r.rows.filter((x) => x.ok).length;
-    if (killed === 0) await sleep(50);
-  }
+  const killed = await terminateLockWaiters(db.pool, 'pgfeed:migrate');
   t.ok(killed > 0, 'the migrator was waiting on the lock and was terminated');
   await sleep(300);
   await holder.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]);

@@ -6,8 +6,7 @@
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { terminateLockWaiters } from '../helpers/terminate.js';
 
 t.test('a pgfeed:query backend killed during start-up is retried', async (t) => {
   const db = await testDatabase(t);
@@ -18,15 +17,7 @@ t.test('a pgfeed:query backend killed during start-up is retried', async (t) => 
   await locker.query('LOCK TABLE pgfeed.settings IN ACCESS EXCLUSIVE MODE');
   const starting = startDaemon(t, db.url);
   starting.catch(() => {});
-  let killed = 0;
-  for (let i = 0; i < 200 && killed === 0; i++) {
-    const r = await db.pool.query(
-      `SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity
-        WHERE datname = current_database() AND application_name = 'pgfeed:query' AND wait_event_type = 'Lock'`,
-    );
-    killed = r.rows.filter((x) => x.ok).length;
-    if (killed === 0) await sleep(50);
-  }
+  const killed = await terminateLockWaiters(db.pool, 'pgfeed:query');
   t.ok(killed > 0, 'the start-up query was waiting on the lock and was terminated');
   await locker.query('ROLLBACK');
   const daemon = await starting;
