@@ -47,9 +47,12 @@ export class ServerProcess {
 
   static async start(kind: ServerKind, o: ServerOptions = {}): Promise<ServerProcess> {
     // PGFEED_BENCH_DAEMON points at another build's cli.js, to compare builds.
+    // PGFEED_BENCH_NODE_ARGS adds Node flags to pgfeed's process only, e.g.
+    // "--cpu-prof --cpu-prof-dir=/tmp/prof" (Node refuses --cpu-prof in NODE_OPTIONS).
+    const nodeArgs = kind === 'pgfeed' ? (process.env.PGFEED_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean) : [];
     const args =
       kind === 'pgfeed'
-        ? [process.env.PGFEED_BENCH_DAEMON ?? `${ROOT}dist/cli.js`, 'serve']
+        ? [...nodeArgs, process.env.PGFEED_BENCH_DAEMON ?? `${ROOT}dist/cli.js`, 'serve']
         : ['--import', 'tsx', `${ROOT}bench/${kind}-server.ts`];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,

@@ -7,12 +7,8 @@ import type { Hub, Receiver } from './hub.js';
 import type { Sink } from './sink.js';
 import type { Tail } from './tail.js';
 import { typeMatcher, type TypeMatcher } from './type-filter.js';
-
-/** An array of events, or the ring. */
-interface EventList {
-  readonly length: number;
-  at(i: number): FeedEvent | undefined;
-}
+import { Ring } from './ring.js';
+import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 
 export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
 
@@ -46,6 +42,7 @@ export class Subscriber implements Receiver {
   private retryTimer?: NodeJS.Timeout;
   private dbFailures = 0;
   private prefetch?: { pos: Position; batch: Promise<CatchupBatch> };
+  private unfinished?: CatchupBatch;
 
   constructor(
     private readonly deps: FeedDeps,
@@ -82,20 +79,37 @@ export class Subscriber implements Receiver {
   /** Live pushes from the tail. Ignored unless live: otherwise pump() will read them from the ring or Postgres. */
   receive(events: readonly FeedEvent[]): void {
     if (this.state !== 'live') return;
-    this.writeEvents(events, 0);
+    // The hub hands each project's audience the same list: without a type
+    // filter every event of it is wanted, so the shared slabs serve.
+    this.writeEvents(events, this.filter.types.length === 0);
   }
 
-  /** Writes events after the position; returns false if it paused on backpressure. */
-  private writeEvents(events: EventList, from: number): boolean {
+  /**
+   * Writes the events after the position, joined into slabs; returns false
+   * if it paused on backpressure. `wantsAll`: every event of the list after
+   * the position passes this subscriber's filter (its own catch-up batches,
+   * or an unfiltered subscriber's live pushes), so a shared slab can be used.
+   */
+  private writeEvents(events: EventList, wantsAll: boolean): boolean {
     let ok = true;
     let sent = 0;
+    const write = (slab: Slab): boolean => {
+      ok = this.sink.write(slab.buf);
+      this.pos = slab.last;
+      return ok;
+    };
     this.sink.cork(() => {
-      for (let i = from; i < events.length && ok; i++) {
-        const ev = events.at(i)!;
-        if (!isAfter(ev.pos, this.pos) || ev.project !== this.filter.project || !this.matches(ev.type)) continue;
-        ok = this.sink.write(ev.frame);
-        this.pos = ev.pos;
-        sent++;
+      const from = this.firstAfter(events);
+      const slabs = wantsAll && Array.isArray(events) ? slabsOf(events as FeedEvent[]) : null;
+      const at = slabs ? slabs.findIndex((s) => s.start === from) : -1;
+      if (slabs && at >= 0) {
+        for (let i = at; i < slabs.length && ok; i++) {
+          write(slabs[i]);
+          sent += slabs[i].end - slabs[i].start;
+        }
+      } else {
+        const take = (ev: FeedEvent) => ev.project === this.filter.project && this.matches(ev.type);
+        sent = eachSlab(events, from, take, write);
       }
     });
     if (sent) {
@@ -104,6 +118,14 @@ export class Subscriber implements Receiver {
     }
     if (!ok) this.pause();
     return ok;
+  }
+
+  /** Index of the first event after the position (lists are in delivery order). */
+  private firstAfter(events: EventList): number {
+    if (events instanceof Ring) return events.indexAfter(this.pos);
+    let i = 0;
+    while (i < events.length && !isAfter(events.at(i)!.pos, this.pos)) i++;
+    return i;
   }
 
   private pause(): void {
@@ -137,41 +159,53 @@ export class Subscriber implements Receiver {
   private async pump(): Promise<void> {
     const { tail, catchup } = this.deps;
     while (this.state === 'catching_up') {
-      const ring = tail.ring;
-      if (ring.covers(this.pos)) {
-        if (!this.writeEvents(ring, ring.indexAfter(this.pos))) return;
-        // Every event up to the head is in the ring and was just offered.
-        // Keep a real row, never the head itself (interfaces.ts, "last row").
-        this.pos = maxPosition(this.pos, tail.lastRow);
-        this.setState('live');
-        return;
-      }
-      if (!isAfter(tail.head, this.pos)) {
-        // A catch-up read ran ahead of the tail: live pushes at or below the
-        // position are skipped until the tail passes it.
-        this.setState('live');
-        return;
-      }
-      let batch;
-      try {
-        batch = await this.readAt(this.pos);
-        this.dbFailures = 0;
-      } catch (err) {
+      // A batch cut short by backpressure is finished first: its rest is
+      // after the position, final, and already in memory.
+      let batch = this.unfinished;
+      this.unfinished = undefined;
+      if (!batch) {
+        const ring = tail.ring;
+        if (ring.covers(this.pos)) {
+          if (!this.writeEvents(ring, false)) return;
+          // Every event up to the head is in the ring and was just offered.
+          // Keep a real row, never the head itself (interfaces.ts, "last row").
+          this.pos = maxPosition(this.pos, tail.lastRow);
+          this.setState('live');
+          return;
+        }
+        if (!isAfter(tail.head, this.pos)) {
+          // A catch-up read ran ahead of the tail: live pushes at or below the
+          // position are skipped until the tail passes it.
+          this.setState('live');
+          return;
+        }
+        try {
+          batch = await this.readAt(this.pos);
+          this.dbFailures = 0;
+        } catch (err) {
+          if (this.state !== 'catching_up') return;
+          this.dbFailures++;
+          const delay = Math.min(5_000, 200 * 2 ** Math.min(this.dbFailures - 1, 5));
+          this.deps.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up read failed; retrying');
+          await new Promise<void>((r) => (this.retryTimer = setTimeout(r, delay)));
+          continue;
+        }
         if (this.state !== 'catching_up') return;
-        this.dbFailures++;
-        const delay = Math.min(5_000, 200 * 2 ** Math.min(this.dbFailures - 1, 5));
-        this.deps.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up read failed; retrying');
-        await new Promise<void>((r) => (this.retryTimer = setTimeout(r, delay)));
-        continue;
+        // A full batch means more to read: fetch the next one while this one is written.
+        if (batch.full) {
+          const next = catchup.read(batch.covered, this.filter);
+          next.catch(() => {}); // handled when awaited; a paused subscriber may never await it
+          this.prefetch = { pos: batch.covered, batch: next };
+        }
       }
-      if (this.state !== 'catching_up') return;
-      // A full batch means more to read: fetch the next one while this one is written.
-      if (batch.full) {
-        const next = catchup.read(batch.covered, this.filter);
-        next.catch(() => {}); // handled when awaited; a paused subscriber may never await it
-        this.prefetch = { pos: batch.covered, batch: next };
+      // Every event of a catch-up batch passes this subscriber's filter.
+      if (!this.writeEvents(batch.events, true)) {
+        // Paused: keep the rest of this batch, but drop the prefetch, so a
+        // slow stream holds at most one batch while it waits.
+        this.unfinished = batch;
+        this.prefetch = undefined;
+        return;
       }
-      if (!this.writeEvents(batch.events, 0)) return;
       if (batch.full) continue;
       // Nothing more for this filter below the read's horizon (batch.covered).
       // If the tail has not read past it, live pushes bring the rest (those
@@ -200,6 +234,7 @@ export class Subscriber implements Receiver {
     clearTimeout(this.stallTimer);
     clearTimeout(this.retryTimer);
     this.prefetch = undefined;
+    this.unfinished = undefined;
     this.deps.hub.remove(this);
   }
 }

@@ -1,0 +1,79 @@
+import type { FeedEvent, Position } from '../interfaces.js';
+
+/**
+ * Frames are joined into writes of up to this many bytes. One uWS write per
+ * frame costs about 2 µs of chunk framing and copying, which made it the
+ * whole cost of a catch-up (bench/README.md, "Findings"). The cap bounds
+ * what a paused subscriber can leave buffered in uWS: one slab.
+ */
+export const SLAB_BYTES = 64 * 1024;
+
+/** Frames of events [start, end) of a list, joined into one buffer. */
+export interface Slab {
+  readonly buf: Buffer;
+  readonly start: number;
+  readonly end: number;
+  /** Position of the last event in the slab. */
+  readonly last: Position;
+}
+
+/** A list of events in delivery order: an array, or the ring. */
+export interface EventList {
+  readonly length: number;
+  at(i: number): FeedEvent | undefined;
+}
+
+/**
+ * Cuts events [from, …) that `take` accepts into slabs of at most SLAB_BYTES
+ * (a larger frame is a slab of its own), calling `emit` for each until it
+ * returns false. Returns how many events were emitted.
+ */
+export function eachSlab(
+  events: EventList,
+  from: number,
+  take: (ev: FeedEvent) => boolean,
+  emit: (slab: Slab) => boolean,
+): number {
+  const parts: Buffer[] = [];
+  let bytes = 0;
+  let start = from;
+  let last: Position | null = null;
+  let sent = 0;
+  const flush = (end: number): boolean => {
+    const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
+    const n = parts.length;
+    parts.length = 0;
+    bytes = 0;
+    const ok = emit({ buf, start, end, last: last! });
+    sent += n;
+    start = end;
+    return ok;
+  };
+  for (let i = from; i < events.length; i++) {
+    const ev = events.at(i)!;
+    if (!take(ev)) continue;
+    if (parts.length && bytes + ev.frame.length > SLAB_BYTES && !flush(i)) return sent;
+    parts.push(ev.frame);
+    bytes += ev.frame.length;
+    last = ev.pos;
+  }
+  if (parts.length) flush(events.length);
+  return sent;
+}
+
+const shared = new WeakMap<readonly FeedEvent[], Slab[]>();
+
+/**
+ * The slabs of a whole list, built once and shared by every subscriber that
+ * takes all of it: a catch-up batch read for many reconnecting streams, or
+ * the tail's new events for a project's audience.
+ */
+export function slabsOf(events: readonly FeedEvent[]): Slab[] {
+  let slabs = shared.get(events);
+  if (!slabs) {
+    const out: Slab[] = [];
+    eachSlab(events, 0, () => true, (s) => (out.push(s), true));
+    shared.set(events, (slabs = out));
+  }
+  return slabs;
+}
