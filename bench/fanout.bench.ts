@@ -47,9 +47,14 @@ export interface FanoutRow {
 const projectNames = (p: number) => Array.from({ length: p }, (_, i) => `p${i}`);
 
 /** One fanout run against one server. Everything it starts is closed before it returns. */
-export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: number): Promise<FanoutRow> {
+export async function fanoutRun(
+  ctx: BenchContext,
+  server: ServerKind,
+  streams: number,
+  load: { rate: number; projects: number } = ctx.opts,
+): Promise<FanoutRow> {
   const { opts, db } = ctx;
-  const projects = Math.min(opts.projects, streams);
+  const projects = Math.min(load.projects, streams);
   const names = projectNames(projects);
   let database: BenchDatabase | null = null;
   let srv: ServerProcess | null = null;
@@ -77,14 +82,14 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
     let committed: number;
     let expected: Record<string, number[]>;
     if (server === 'raw') {
-      await fetch(`${srv.url}/control/start?rate=${opts.rate}&projects=${projects}`);
+      await fetch(`${srv.url}/control/start?rate=${load.rate}&projects=${projects}`);
       await sleep(opts.duration * 1000);
       const { emitted } = (await (await fetch(`${srv.url}/control/stop`)).json()) as { emitted: number };
       committed = emitted;
       expected = Object.fromEntries(names.map((n) => [n, [] as number[]]));
       for (let seq = 1; seq <= emitted; seq++) expected[names[(seq - 1) % projects]].push(seq);
     } else {
-      writers = new Writers(database!.url, { rate: opts.rate, projects });
+      writers = new Writers(database!.url, { rate: load.rate, projects });
       await writers.start();
       await sleep(opts.duration * 1000);
       committed = (await writers.stop()).committed;
@@ -120,7 +125,7 @@ export async function fanoutRun(ctx: BenchContext, server: ServerKind, streams: 
       server,
       streams,
       projects,
-      rate: opts.rate,
+      rate: load.rate,
       committed,
       deliveries: st.deliveries,
       expected_deliveries: expectedDeliveries,
@@ -162,11 +167,13 @@ function servers(ctx: BenchContext, streams: number): ServerKind[] {
 
 export interface FanoutResult extends FanoutSummary {
   series: FanoutRow[];
+  /** The saturation runs: the most each server delivered under an offered load above what naive sustains. */
+  max: FanoutRow[];
 }
 
 export const fanout: Scenario<FanoutResult> = {
   name: 'fanout',
-  steps: (o) => o.streams.length * 3,
+  steps: (o) => o.streams.length * 3 + 3,
   async run(ctx) {
     const rows: FanoutRow[] = [];
     for (const n of ctx.opts.streams) {
@@ -175,6 +182,16 @@ export const fanout: Scenario<FanoutResult> = {
         rows.push(await fanoutRun(ctx, kind, n));
         ctx.progress.tick();
       }
+    }
+    // Saturation: at a fixed rate every server keeps up and deliveries/s is
+    // the offered load. This run offers more than naive can serve, to show
+    // the most each server delivers.
+    const sat = ctx.opts.saturation;
+    const max: FanoutRow[] = [];
+    for (const kind of servers(ctx, sat.streams)) {
+      ctx.progress.step(`fanout: ${kind} at saturation, ${sat.streams} streams over ${sat.projects} projects, ${sat.rate} events/s`);
+      max.push(await fanoutRun(ctx, kind, sat.streams, sat));
+      ctx.progress.tick();
     }
     const top = Math.max(...ctx.opts.streams);
     const pick = (k: ServerKind, max = top) =>
@@ -203,14 +220,17 @@ export const fanout: Scenario<FanoutResult> = {
         ? { deliveries_per_s: naive.deliveries_per_s, p99_ms: naive.p99_ms, db_queries_per_change: naive.db_queries_per_change, streams: naive.streams, lost: naive.lost, misordered: naive.misordered }
         : { deliveries_per_s: 0, p99_ms: 0, db_queries_per_change: 0 },
       ratios: ratios(rows),
+      max_ratios: ratios(max)[0] ?? null,
       series: rows,
+      max,
     };
   },
   table(r) {
     const out: Array<[string, string]> = [];
-    for (const row of r.series) {
+    for (const row of [...r.series, ...r.max]) {
+      const sat = r.max.includes(row) ? `, saturation (${row.rate} events/s over ${row.projects} projects)` : '';
       out.push([
-        `${row.server} @ ${row.streams} streams`,
+        `${row.server} @ ${row.streams} streams${sat}`,
         `${row.deliveries_per_s} deliveries/s; latency p50 ${row.p50_ms}, p99 ${row.p99_ms}, p99.9 ${row.p999_ms} ms`,
       ]);
       out.push([
@@ -225,6 +245,8 @@ export const fanout: Scenario<FanoutResult> = {
     for (const x of r.ratios as Ratio[]) {
       out.push([`ratios @ ${x.streams} streams`, x.text]);
     }
+    const m = r.max_ratios as Ratio | null;
+    if (m) out.push([`ratios at saturation`, m.text]);
     return out.map(([a, b]) => [a, b] as [string, string]);
   },
   charts(r) {
@@ -236,6 +258,7 @@ export const fanout: Scenario<FanoutResult> = {
         { kind: 'line', title: 'deliveries/s', xLabel: 'streams', yLabel: 'deliveries/s', logX: true, series: series((x) => x.deliveries_per_s) },
         { kind: 'line', title: 'p99 commit→client latency', xLabel: 'streams', yLabel: 'ms', logX: true, series: series((x) => x.p99_ms) },
         { kind: 'line', title: 'p50 latency', xLabel: 'streams', yLabel: 'ms', logX: true, series: series((x) => x.p50_ms) },
+        { kind: 'bar', title: `most deliveries/s: ${r.max[0]?.streams ?? 0} streams, ${r.max[0]?.rate ?? 0} events/s offered`, yLabel: 'deliveries/s', bars: r.max.map((x) => ({ label: x.server, value: x.deliveries_per_s })) },
         { kind: 'line', title: 'DB queries per change', xLabel: 'streams', yLabel: 'queries/change', logX: true, series: series((x) => x.db_queries_per_change).filter((s) => s.name !== 'raw') },
       ],
       caption: `fanout: ${r.projects} projects, ${r.rate} events/s, ${r.series[0]?.streams ?? 0}..${r.streams} streams`,

@@ -23,6 +23,8 @@ export interface BenchOptions {
   catchupBacklog: number;
   catchupStreams: number;
   catchupBehind: number;
+  /** fanout's saturation run: an offered load above what naive sustains. */
+  saturation: { streams: number; projects: number; rate: number };
 }
 
 const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture]
@@ -79,5 +81,7 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
     catchupBacklog: full ? 1_000_000 : 100_000,
     catchupStreams: full ? 1000 : 200,
     catchupBehind: full ? 10_000 : 2000,
+    // 100 streams per project: each event is 100 deliveries.
+    saturation: { streams: 1000, projects: 10, rate: full ? 2000 : 1000 },
   };
 }

@@ -131,7 +131,7 @@ export class Tail {
       this.metrics.ringBytes.set(this.ring.bytes);
       this.hub.publish(events);
     } while (batch.full && !this.closed);
-    await this.trackHorizon(batch.held === true);
+    this.trackHorizon(batch.held === true);
   }
 
   /**
@@ -150,7 +150,7 @@ export class Tail {
     return true;
   }
 
-  private async trackHorizon(held: boolean): Promise<void> {
+  private trackHorizon(held: boolean): void {
     if (!held) {
       if (this.heldSince !== null) this.log.info({ heldMs: Date.now() - this.heldSince }, 'horizon moved; held rows released');
       this.heldSince = null;
@@ -164,13 +164,27 @@ export class Tail {
     this.metrics.horizonAge.set((now - this.heldSince) / 1000);
     if (now - this.lastBlockerCheck >= 1_000) {
       this.lastBlockerCheck = now;
-      this.metrics.queries.inc({ kind: 'horizon' });
-      this.blocker = await findBlocker(this.pool);
-      this.metrics.horizonBlocker.set(this.blocker?.pid ?? 0);
-      if (now - this.heldSince >= 5_000) this.log.warn({ heldMs: now - this.heldSince, blocker: this.blocker }, 'rows held back by an open transaction');
+      // Off the read path: on a busy server rows are briefly held at almost
+      // every read, and waiting for this query would delay the next one.
+      void this.checkBlocker(now - this.heldSince);
     }
     clearTimeout(this.heldTimer);
     this.heldTimer = setTimeout(() => this.wake(), this.opts.heldPollMs);
+  }
+
+  /** Names the backend holding the horizon, for /readyz and the metrics. */
+  private async checkBlocker(heldMs: number): Promise<void> {
+    this.metrics.queries.inc({ kind: 'horizon' });
+    try {
+      const blocker = await findBlocker(this.pool);
+      // Rows released while it ran: nothing is held any more.
+      if (this.heldSince === null) return;
+      this.blocker = blocker;
+      this.metrics.horizonBlocker.set(blocker?.pid ?? 0);
+      if (heldMs >= 5_000) this.log.warn({ heldMs, blocker }, 'rows held back by an open transaction');
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not name the transaction holding the horizon');
+    }
   }
 
   async close(): Promise<void> {
