@@ -11,6 +11,9 @@ import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
 
+/** How long shutdown waits for clients to close ended streams first (see close()). */
+const CLIENT_CLOSE_GRACE_MS = 1_000;
+
 /**
  * One pgfeed daemon: the listener, the shared tail, the hub and the HTTP
  * server, wired along the data path. `close()` releases every one of them.
@@ -109,7 +112,11 @@ export class Daemon {
     if (this.closing) return;
     this.closing = true;
     this.server?.stopListening();
-    this.streams?.endAll();
+    const ended = this.streams?.endAll() ?? 0;
+    // Give clients a moment to close the ended connections themselves. A
+    // connection the server closes first stays in TIME_WAIT on the server's
+    // port for about 60 s, and a restart on that port cannot bind until then.
+    if (ended) await new Promise((r) => setTimeout(r, Math.min(CLIENT_CLOSE_GRACE_MS, this.config.shutdownTimeoutMs / 4)));
     await this.tail.close();
     await this.listener.close();
     await this.pool.end().catch(() => {});

@@ -49,14 +49,16 @@ export class Streams {
     }
   }
 
-  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
-  endAll(): void {
+  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. Returns how many were open. */
+  endAll(): number {
     clearInterval(this.timer);
+    const open = this.sse.size + this.polls.size;
     for (const s of this.sse) {
       s.sub?.close();
       s.sink.end();
     }
     this.sse.clear();
     for (const p of [...this.polls]) p.finish();
+    return open;
   }
 }
