@@ -47,8 +47,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
     LEFT JOIN LATERAL (
       SELECT * FROM pgfeed.change_log c WHERE ${where.join(' AND ')}
       ORDER BY c.xid, c.seq LIMIT $3
-    ) c ON true
-    ORDER BY c.xid, c.seq`;
+    ) c ON true`;
   sqlCache.set(key, sql);
   return sql;
 }
@@ -89,10 +88,17 @@ export async function readBatch(
   const { rows } = await db.query<RawRow>(sql, params);
   const horizon = Number(rows[0].horizon);
   const out: ChangeRow[] = [];
+  let sorted = true;
   for (const r of rows) {
     if (r.seq === null) break;
-    out.push({ seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at });
+    const row: ChangeRow = { seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at };
+    const prev = out[out.length - 1];
+    if (prev && (row.xid < prev.xid || (row.xid === prev.xid && row.seq < prev.seq))) sorted = false;
+    out.push(row);
   }
+  // The one-row outer side keeps the inner index order, so Postgres is not
+  // asked to sort again (a sort of every batch); checked here all the same.
+  if (!sorted) out.sort((a, b) => a.xid - b.xid || a.seq - b.seq);
   const full = out.length >= limit;
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
