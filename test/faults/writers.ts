@@ -3,7 +3,7 @@
 // committed (or resolved-ambiguous) statement, and nothing rolled back may show up.
 
 import type pg from 'pg';
-import type { Cluster } from './cluster.js';
+import type { Cluster } from '../helpers/pg-cluster.js';
 import { sleep, type Rng } from './rng.js';
 
 export const PROJECTS = ['acme', 'acme-eu', 'globex', 'initech'] as const;
