@@ -2,7 +2,7 @@
 // stopped: per project, the committed seqs in (xid, seq) order. The writers'
 // ledger cross-checks that table; each client's record must equal its slice.
 
-import type { Cluster } from './cluster.js';
+import type { Cluster } from '../helpers/pg-cluster.js';
 import type { ClientRecord } from './clients.js';
 import { identityOf, type Ledger } from './writers.js';
 

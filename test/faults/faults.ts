@@ -2,7 +2,7 @@
 // every kind occurs several times per run, with short random gaps. Each fault
 // also asserts the recovery property that belongs to it.
 
-import type { Cluster } from './cluster.js';
+import type { Cluster } from '../helpers/pg-cluster.js';
 import type { SseClient } from './clients.js';
 import { httpGet, type Replica } from './daemon-process.js';
 import { sleep, type Rng } from './rng.js';

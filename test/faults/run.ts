@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { checkClient, loadGroundTruth } from './checker.js';
 import { PollClient, Replicas, SseClient, typeMatches, type Client } from './clients.js';
-import { Cluster } from './cluster.js';
+import { Cluster } from '../helpers/pg-cluster.js';
 import { Replica } from './daemon-process.js';
 import { FAULT_KINDS, FaultSchedule } from './faults.js';
 import { Rng, sleep } from './rng.js';

@@ -3,7 +3,7 @@
 // committed (or resolved-ambiguous) statement, and nothing rolled back may show up.
 
 import type pg from 'pg';
-import type { Cluster } from './cluster.js';
+import type { Cluster } from '../helpers/pg-cluster.js';
 import { sleep, type Rng } from './rng.js';
 
 export const PROJECTS = ['acme', 'acme-eu', 'globex', 'initech'] as const;
@@ -81,6 +81,33 @@ interface OwnedRow {
 export function isConnectionError(err: unknown): boolean {
   const code = (err as { code?: string }).code;
   return !code || code.startsWith('08') || code.startsWith('57') || code === '53300';
+}
+
+/**
+ * Runs one transaction and books its outcome in the ledger. `work` runs after
+ * BEGIN and says how the transaction ends. A commit or rollback is booked as
+ * such; if COMMIT was sent and the connection broke, the server may have
+ * committed, so the transaction is ambiguous and the table decides later.
+ * Any other failure is a rollback. Errors are rethrown.
+ */
+async function settle(client: pg.Client, ledger: Ledger, tx: PendingTx, work: () => Promise<'commit' | 'rollback'>): Promise<'commit' | 'rollback'> {
+  let commitSent = false;
+  try {
+    await client.query('BEGIN');
+    if ((await work()) === 'rollback') {
+      await client.query('ROLLBACK');
+      ledger.rollback(tx);
+      return 'rollback';
+    }
+    commitSent = true;
+    await client.query('COMMIT');
+    ledger.commit(tx);
+    return 'commit';
+  } catch (err) {
+    if (commitSent && isConnectionError(err)) ledger.ambiguous.push(tx);
+    else ledger.rollback(tx);
+    throw err;
+  }
 }
 
 export interface WriterStats {
@@ -274,19 +301,11 @@ export async function quietBurst(cluster: Cluster, rng: Rng, ledger: Ledger, opt
         tx.events.set(`emit:${token}`, project);
         payloads.push(JSON.stringify({ token, burst: true, pad: big ? 'q'.repeat(rng.int(2_000, 12_000)) : null }));
       }
-      let commitSent = false;
-      try {
-        await client.query('BEGIN');
+      await settle(client, ledger, tx, async () => {
         await client.query(`INSERT INTO pgfeed.change_log (project, type, data) SELECT $1, 'fault.quiet', d::jsonb FROM unnest($2::text[]) WITH ORDINALITY AS u(d, i) ORDER BY i`, [project, payloads]);
-        commitSent = true;
-        await client.query('COMMIT');
-        ledger.commit(tx);
-        written += n;
-      } catch (err) {
-        if (commitSent && isConnectionError(err)) ledger.ambiguous.push(tx);
-        else ledger.rollback(tx);
-        throw err;
-      }
+        return 'commit';
+      });
+      written += n;
     }
   } finally {
     await client.end().catch(() => {});
@@ -306,31 +325,19 @@ export async function longTransaction(
 ): Promise<'commit' | 'rollback'> {
   const client = await cluster.connect('pgfeed-faults:long-tx');
   const tx: PendingTx = { label: 'long transaction', events: new Map() };
-  let commitSent = false;
   try {
-    await client.query('BEGIN');
-    const project = rng.pick(PROJECTS);
-    const token = ledger.token();
-    await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token })]);
-    tx.events.set(`emit:${token}`, project);
-    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
-    await Promise.all([sleep(holdMs), probe ? sleep(probe.atMs).then(() => probe.run(pid)) : null]);
-    const token2 = ledger.token();
-    await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token: token2 })]);
-    tx.events.set(`emit:${token2}`, project);
-    if (rng.chance(0.25)) {
-      await client.query('ROLLBACK');
-      ledger.rollback(tx);
-      return 'rollback';
-    }
-    commitSent = true;
-    await client.query('COMMIT');
-    ledger.commit(tx);
-    return 'commit';
-  } catch (err) {
-    if (commitSent && isConnectionError(err)) ledger.ambiguous.push(tx);
-    else ledger.rollback(tx);
-    throw err;
+    return await settle(client, ledger, tx, async () => {
+      const project = rng.pick(PROJECTS);
+      const token = ledger.token();
+      await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token })]);
+      tx.events.set(`emit:${token}`, project);
+      const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0].pid;
+      await Promise.all([sleep(holdMs), probe ? sleep(probe.atMs).then(() => probe.run(pid)) : null]);
+      const token2 = ledger.token();
+      await client.query('SELECT pgfeed.emit($1, $2, $3::jsonb)', [project, 'fault.long', JSON.stringify({ token: token2 })]);
+      tx.events.set(`emit:${token2}`, project);
+      return rng.chance(0.25) ? 'rollback' : 'commit';
+    });
   } finally {
     await client.end().catch(() => {});
   }

@@ -1,31 +1,24 @@
-// A dedicated, throw-away Postgres cluster that the suite may crash and restart
-// at will. Shared test databases cannot be restarted, so the fault suite brings
-// its own: initdb into a temp dir, a random loopback port, fsync off.
+// A dedicated, throw-away Postgres cluster that a test may crash and restart
+// at will. Shared test databases cannot be restarted, so the fault suite and
+// the crash tests bring their own: initdb into a temp dir, a random loopback
+// port below the ephemeral range (it must be free again after a restart),
+// fsync off.
 
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { freeLowPort } from './free-port.js';
 
 const run = promisify(execFile);
 
 export type RestartMode = 'fast' | 'immediate';
 
-/** Ask the kernel for a free loopback port. Racy in theory, fine on a test box. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
+export interface ClusterOptions {
+  /** Extra server settings, passed as `-c name=value` on every start. */
+  readonly settings?: Readonly<Record<string, string | number>>;
 }
 
 async function binDir(): Promise<string> {
@@ -69,23 +62,25 @@ export class Cluster {
   private readonly dataDir: string;
   private readonly bin: string;
   private readonly user: ReturnType<typeof osUser>;
+  private readonly settings: Readonly<Record<string, string | number>>;
   private running = false;
 
-  private constructor(bin: string, port: number, dir: string, user: ReturnType<typeof osUser>) {
+  private constructor(bin: string, port: number, dir: string, user: ReturnType<typeof osUser>, settings: Readonly<Record<string, string | number>>) {
     this.bin = bin;
     this.port = port;
     this.dir = dir;
     this.dataDir = join(dir, 'data');
     this.user = user;
+    this.settings = settings;
   }
 
   /** initdb + start. The caller owns the result and must call destroy(). */
-  static async create(): Promise<Cluster> {
+  static async create(opts: ClusterOptions = {}): Promise<Cluster> {
     const bin = await binDir();
     const user = osUser();
     const dir = mkdtempSync(join(tmpdir(), 'pgfeed-faults-pg-'));
     if (user) chownSync(dir, user.uid, user.gid);
-    const cluster = new Cluster(bin, await freePort(), dir, user);
+    const cluster = new Cluster(bin, await freeLowPort(), dir, user, opts.settings ?? {});
     try {
       await cluster.tool('initdb', ['-D', cluster.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
       await cluster.start();
@@ -119,11 +114,13 @@ export class Cluster {
       `-c unix_socket_directories=${this.dir}`,
       // fsync=off is safe here: crashes are of the postmaster, never of the OS.
       // synchronous_commit stays on, or an immediate restart would lose
-      // acknowledged commits and reuse their xids.
+      // acknowledged commits and reuse their xids (a test that wants exactly
+      // that turns it off for its own transactions).
       '-c fsync=off',
       '-c full_page_writes=off',
       '-c max_connections=200',
       '-c shared_buffers=64MB',
+      ...Object.entries(this.settings).map(([name, value]) => `-c ${name}=${value}`),
     ].join(' ');
   }
 
