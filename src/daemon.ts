@@ -30,7 +30,7 @@ export class Daemon {
 
   constructor(
     private readonly config: Config,
-    private readonly url: string,
+    url: string,
     private readonly log: Logger,
   ) {
     this.pool = new pg.Pool({ connectionString: url, max: config.poolSize, application_name: 'pgfeed:query' });

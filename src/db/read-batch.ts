@@ -39,8 +39,9 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
-  // The tail also watches for a server restart: see Tail.noticeRestart.
-  const started = byProject ? 'NULL::text' : 'pg_postmaster_start_time()::text';
+  // Which server run answered: a horizon is only meaningful within one
+  // (see Tail.noticeRestart and Subscriber.pump).
+  const started = 'pg_postmaster_start_time()::text';
   sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${started} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
@@ -55,7 +56,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
 interface RawRow {
   horizon: string;
   held: boolean;
-  started: string | null;
+  started: string;
   seq: string | null;
   xid: string;
   project: string;

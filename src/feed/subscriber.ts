@@ -10,6 +10,9 @@ import { typeMatcher, type TypeMatcher } from './type-filter.js';
 import { Ring } from './ring.js';
 import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 
+/** How soon a catch-up read from another Postgres run than the tail's is repeated. */
+const RESTART_RECHECK_MS = 20;
+
 export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
 
 export interface FeedDeps {
@@ -207,6 +210,16 @@ export class Subscriber implements Receiver {
         return;
       }
       if (batch.full) continue;
+      if (batch.started !== tail.started) {
+        // Postgres restarted between this read and the tail's last one. A
+        // horizon from another server run says nothing about this one: after
+        // a crash, rows can commit below it under reissued xids. Read again
+        // from the position, a real row, once the tail has caught up with
+        // the restart.
+        tail.wake();
+        await new Promise<void>((r) => (this.retryTimer = setTimeout(r, RESTART_RECHECK_MS)));
+        continue;
+      }
       // Nothing more for this filter below the read's horizon (batch.covered).
       // If the tail has not read past it, live pushes bring the rest (those
       // at or below the position are skipped)…

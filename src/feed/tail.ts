@@ -29,7 +29,7 @@ export class Tail {
   ring!: Ring;
   private headPos!: Position;
   private lastRowPos!: Position;
-  private startedAt: string | null = null;
+  private startedAt = '';
   private running = false;
   private again = false;
   private closed = false;
@@ -56,6 +56,11 @@ export class Tail {
 
   get head(): Position {
     return this.headPos;
+  }
+
+  /** When the Postgres server the tail reads from started: its head and ring belong to that server run. */
+  get started(): string {
+    return this.startedAt;
   }
 
   /** The last real row read: a position safe to keep (see interfaces.ts, "last row"). */
@@ -114,7 +119,7 @@ export class Tail {
       this.metrics.queries.inc({ kind: 'tail' });
       batch = await readBatch(this.pool, this.headPos, null, BATCH_SIZE);
       if (this.closed) return;
-      if (this.noticeRestart(batch.started ?? null)) {
+      if (this.noticeRestart(batch.started)) {
         this.again = true; // read again at once, from the last row
         return;
       }
@@ -139,11 +144,8 @@ export class Tail {
    * never made durable, so rows can now commit below the horizon the tail had
    * reached. It steps back to its last real row and reads again from there.
    */
-  private noticeRestart(started: string | null): boolean {
-    if (started === null || this.startedAt === null || started === this.startedAt) {
-      this.startedAt ??= started;
-      return false;
-    }
+  private noticeRestart(started: string): boolean {
+    if (started === this.startedAt) return false;
     this.log.warn({ before: this.startedAt, now: started }, 'Postgres restarted; the tail reads again from its last row');
     this.startedAt = started;
     this.headPos = this.lastRowPos;

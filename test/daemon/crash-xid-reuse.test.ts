@@ -6,7 +6,14 @@
 // the horizon the tail had reached. The row must still be delivered, once.
 // See docs/ordering.md, "Crash restarts of Postgres".
 import t from 'tap';
-import type pg from 'pg';
+import pg from 'pg';
+import { Catchup } from '../../src/feed/catchup.js';
+import { Hub } from '../../src/feed/hub.js';
+import type { Sink } from '../../src/feed/sink.js';
+import { Subscriber } from '../../src/feed/subscriber.js';
+import { Tail } from '../../src/feed/tail.js';
+import { createLogger } from '../../src/log.js';
+import { createMetrics } from '../../src/metrics.js';
 import { Cluster } from '../helpers/pg-cluster.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
@@ -14,7 +21,7 @@ import { connectSse, getJson } from '../helpers/sse-client.js';
 const PROJECT = 'crash';
 /** How many xids to burn, and so how far the horizon moves past the last durable one. */
 const BURN = 50;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const cluster = await Cluster.create({
   settings: {
@@ -44,11 +51,11 @@ async function withClient<T>(fn: (c: pg.Client) => Promise<T>): Promise<T> {
 }
 
 /** Emits one event in a transaction that commits durably. */
-function commitRow(type: string): Promise<{ seq: number; xid: number }> {
+function commitRow(type: string, project = PROJECT): Promise<{ seq: number; xid: number }> {
   return withClient(async (c) => {
     await c.query('BEGIN');
     await c.query('SET LOCAL synchronous_commit = on');
-    const { rows } = await c.query<{ seq: string; xid: string }>(`SELECT pgfeed.emit($1, $2, '{}')::text AS seq, pg_current_xact_id()::text AS xid`, [PROJECT, type]);
+    const { rows } = await c.query<{ seq: string; xid: string }>(`SELECT pgfeed.emit($1, $2, '{}')::text AS seq, pg_current_xact_id()::text AS xid`, [project, type]);
     await c.query('COMMIT');
     return { seq: Number(rows[0].seq), xid: Number(rows[0].xid) };
   });
@@ -90,6 +97,37 @@ async function afterWalWriterRound(c: pg.Client): Promise<void> {
   }
 }
 
+/** Throws unless WAL is still unwritten from `insertBefore` on: the burnt commits must be lost in the crash. */
+async function assertUnwritten(c: pg.Client, insertBefore: string): Promise<void> {
+  const written = await walWritten(c);
+  if (!(await lsnLessOrEqual(c, written, insertBefore))) {
+    throw new Error(
+      `WAL was written out past the burnt commits before the crash (write position ${written}, burning started at ${insertBefore}): ` +
+        'Postgres will not reissue their xids, so this test cannot force xid reuse. ' +
+        'Something other than the WAL writer flushed WAL (a synchronous commit, a checkpoint, full WAL buffers), or the WAL writer ran early.',
+    );
+  }
+}
+
+/** Crashes Postgres and proves that xids up to `maxBurnt` are handed out again. */
+async function crashAndProveReuse(t: { pass(message: string): void }, maxBurnt: number, horizon: number): Promise<void> {
+  await cluster.restart('immediate');
+  const reissued = await withClient(async (c) => {
+    await c.query('BEGIN');
+    const xid = Number((await c.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0].xid);
+    await c.query('COMMIT');
+    return xid;
+  });
+  if (!(reissued <= maxBurnt)) {
+    throw new Error(
+      `no xid reuse: after the crash a new transaction got xid ${reissued}, but the burnt ones went up to ${maxBurnt}. ` +
+        'Postgres made the asynchronous commits durable before the crash, so this test proved nothing; ' +
+        'check the WAL writer settings in its Cluster.create call.',
+    );
+  }
+  t.pass(`after the crash, xid ${reissued} is handed out again (burnt up to ${maxBurnt}, horizon was ${horizon})`);
+}
+
 async function tailHead(): Promise<{ xid: number; seq: number }> {
   const { body } = await getJson(`${daemon.base}/readyz`);
   const [xid, seq] = String(body.tail.head).split(':').map(Number);
@@ -109,7 +147,6 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
   // the horizon above them: its head is then a bare horizon, past any row.
   const { maxBurnt, horizon } = await withClient(async (c) => {
     await afterWalWriterRound(c);
-    const writtenBefore = await walWritten(c);
     const insertBefore = (await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0].lsn;
     const maxBurnt = await burnXids(c, BURN);
     const horizon = Number((await c.query<{ h: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS h')).rows[0].h);
@@ -123,34 +160,11 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
     t.ok(head.xid >= horizon && head.xid > r1.xid, `the tail's head (${head.xid}:${head.seq}) lies at the horizon, past r1 (xid ${r1.xid})`);
     // Nothing may have written the burnt commit records out, or the crash
     // would not lose them and their xids would not come back.
-    const written = await walWritten(c);
-    if (!(await lsnLessOrEqual(c, written, insertBefore))) {
-      throw new Error(
-        `WAL was written out past the burnt commits before the crash (write position ${written}, burning started at ${insertBefore}, ` +
-          `write position then ${writtenBefore}): Postgres will not reissue their xids, so this test cannot force xid reuse. ` +
-          'Something other than the WAL writer flushed WAL (a synchronous commit, a checkpoint, full WAL buffers), or the WAL writer ran early.',
-      );
-    }
+    await assertUnwritten(c, insertBefore);
     return { maxBurnt, horizon };
   });
 
-  await cluster.restart('immediate');
-
-  // The proof that xids really are reissued: a new transaction gets one of the burnt ones.
-  const reissued = await withClient(async (c) => {
-    await c.query('BEGIN');
-    const xid = Number((await c.query<{ xid: string }>('SELECT pg_current_xact_id()::text AS xid')).rows[0].xid);
-    await c.query('COMMIT');
-    return xid;
-  });
-  if (!(reissued <= maxBurnt)) {
-    throw new Error(
-      `no xid reuse: after the crash a new transaction got xid ${reissued}, but the burnt ones went up to ${maxBurnt}. ` +
-        'Postgres made the asynchronous commits durable before the crash, so this test proved nothing about the tail; ' +
-        'check the WAL writer settings in its Cluster.create call.',
-    );
-  }
-  t.pass(`after the crash, xid ${reissued} is handed out again (burnt up to ${maxBurnt}, horizon was ${horizon})`);
+  await crashAndProveReuse(t, maxBurnt, horizon);
 
   const r2 = await commitRow('r2');
   t.ok(r2.xid < horizon, `r2's xid ${r2.xid} lies below the horizon ${horizon} the tail had read at`);
@@ -172,4 +186,93 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
   t.same(resumed.seqs, [r2.seq], 'a stream resumed after r1 gets r2, once');
 
   t.ok(daemon.logs.some((l) => l.msg === 'Postgres restarted; the tail reads again from its last row'), 'the tail noticed the restart');
+});
+
+/** A sink that pushes back on its first write and drains when released. */
+class GateSink implements Sink {
+  open = true;
+  readonly frames: Buffer[] = [];
+  private writes = 0;
+  private drain?: () => void;
+  write(frame: Buffer): boolean {
+    this.frames.push(frame);
+    return ++this.writes > 1;
+  }
+  cork(fn: () => void): void {
+    fn();
+  }
+  onDrain(fn: () => void): void {
+    this.drain = fn;
+  }
+  release(): void {
+    const fn = this.drain;
+    this.drain = undefined;
+    fn?.();
+  }
+  end(): void {
+    this.open = false;
+  }
+  get seqs(): number[] {
+    return [...Buffer.concat(this.frames).toString().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+  }
+}
+
+t.test('a catch-up batch read before a crash does not vouch for rows committed after it', async (t) => {
+  // A stream paused on backpressure keeps the rest of its catch-up batch. If
+  // Postgres crashes meanwhile, that batch's horizon belongs to the old server
+  // run: rows committed after the crash under reissued xids lie below it, and
+  // the tail may publish them while the stream is still paused.
+  const project = 'stale';
+  const backlog = await withClient(async (c) => {
+    await c.query(`SELECT pgfeed.emit($1, 'old', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 300) g`, [project]);
+    return (await c.query<{ s: string }>('SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = $1 ORDER BY c.xid, c.seq', [project])).rows.map((r) => Number(r.s));
+  });
+
+  const pool = new pg.Pool({ connectionString: cluster.url, max: 4 });
+  pool.on('error', () => {}); // the crash kills its connections; the feed retries
+  t.teardown(() => pool.end());
+  const metrics = createMetrics();
+  const log = createLogger('silent');
+  const hub = new Hub();
+  const tail = new Tail(pool, hub, metrics, log, { pollMs: 100, heldPollMs: 25, ringEvents: 10_000, ringBytes: 64 << 20 });
+  const sink = new GateSink();
+
+  const { maxBurnt, horizon, sub } = await withClient(async (c) => {
+    await afterWalWriterRound(c);
+    const insertBefore = (await c.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn')).rows[0].lsn;
+    const maxBurnt = await burnXids(c, BURN);
+    const horizon = Number((await c.query<{ h: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS h')).rows[0].h);
+    // The feed starts above the burnt xids: the stream's one catch-up batch
+    // (300 rows, so not full) vouches for everything below that horizon.
+    await tail.start();
+    const sub = new Subscriber({ tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log, slowClientTimeoutMs: 60_000 }, sink, { project, types: [] }, { xid: 0, seq: 0 });
+    sub.start();
+    const deadline = Date.now() + 5_000;
+    while (sub.state !== 'paused') {
+      if (Date.now() > deadline) throw new Error(`the stream did not pause on its first write (state ${sub.state})`);
+      await sleep(10);
+    }
+    t.ok(sink.seqs.length < backlog.length, `paused part-way through the batch (${sink.seqs.length} of ${backlog.length})`);
+    await assertUnwritten(c, insertBefore);
+    return { maxBurnt, horizon, sub };
+  });
+  t.teardown(() => (sub.close(), tail.close()));
+
+  await crashAndProveReuse(t, maxBurnt, horizon);
+  const r2 = await commitRow('r2', project);
+  t.ok(r2.xid < horizon, `r2's xid ${r2.xid} lies below the batch's horizon ${horizon}`);
+  // The tail reads r2 while the stream is still paused, so the stream must find it itself.
+  const deadline = Date.now() + 10_000;
+  while (tail.lastRow.seq !== r2.seq) {
+    if (Date.now() > deadline) throw new Error('the in-process tail did not read r2 within 10 s');
+    await sleep(20);
+  }
+  t.equal(sub.state, 'paused', 'the stream was still paused when the tail read r2');
+
+  sink.release();
+  const until = Date.now() + 10_000;
+  while (sink.seqs.length < backlog.length + 1 && Date.now() < until) await sleep(20);
+  await sleep(300);
+  t.same(sink.seqs, [...backlog, r2.seq], `the backlog, then r2, each once (got ${sink.seqs.length}: ${sink.seqs.slice(0, 3)} … ${sink.seqs.slice(-3)}; backlog ${backlog.length}: ${backlog.slice(0, 3)} … ${backlog.slice(-3)}; r2 ${r2.seq})`);
+  t.equal(sub.state, 'live', 'and the stream is live');
 });
