@@ -64,6 +64,6 @@ export interface Batch {
   readonly full: boolean;
   /** Unfiltered reads only: committed rows exist at or above the horizon, waiting for it to pass. */
   readonly held?: boolean;
-  /** When the server that answered started (pg_postmaster_start_time): a horizon holds only within one server run. */
-  readonly started: string;
+  /** When the server that answered started (pg_postmaster_start_time, epoch ms): a horizon holds only within one server run. */
+  readonly started: number;
 }

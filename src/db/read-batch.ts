@@ -41,7 +41,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
   // Which server run answered: a horizon is only meaningful within one
   // (see Tail.noticeRestart and Subscriber.pump).
-  const started = 'pg_postmaster_start_time()::text';
+  const started = 'extract(epoch FROM pg_postmaster_start_time())::float8 * 1000';
   sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${started} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
@@ -56,7 +56,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
 interface RawRow {
   horizon: string;
   held: boolean;
-  started: string;
+  started: number;
   seq: string | null;
   xid: string;
   project: string;
@@ -108,9 +108,9 @@ export async function readBatch(
 }
 
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */
-export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; started: string }> {
-  const { rows } = await db.query<{ horizon: string; started: string; xid: string | null; seq: string | null }>(
-    `SELECT h.xmin::text AS horizon, pg_postmaster_start_time()::text AS started, l.xid::text, l.seq::text
+export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; started: number }> {
+  const { rows } = await db.query<{ horizon: string; started: number; xid: string | null; seq: string | null }>(
+    `SELECT h.xmin::text AS horizon, extract(epoch FROM pg_postmaster_start_time())::float8 * 1000 AS started, l.xid::text, l.seq::text
      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
      LEFT JOIN LATERAL (
        SELECT xid, seq FROM pgfeed.change_log WHERE xid < h.xmin ORDER BY xid DESC, seq DESC LIMIT 1

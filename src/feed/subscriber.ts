@@ -10,8 +10,9 @@ import { typeMatcher, type TypeMatcher } from './type-filter.js';
 import { Ring } from './ring.js';
 import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 
-/** How soon a catch-up read from another Postgres run than the tail's is repeated. */
+/** How often a stream that read from a newer Postgres run than the tail's checks whether the tail has caught up, and for how long. */
 const RESTART_RECHECK_MS = 20;
+const RESTART_WAIT_MS = 10_000;
 
 export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
 
@@ -214,10 +215,9 @@ export class Subscriber implements Receiver {
         // Postgres restarted between this read and the tail's last one. A
         // horizon from another server run says nothing about this one: after
         // a crash, rows can commit below it under reissued xids. Read again
-        // from the position, a real row, once the tail has caught up with
-        // the restart.
-        tail.wake();
-        await new Promise<void>((r) => (this.retryTimer = setTimeout(r, RESTART_RECHECK_MS)));
+        // from the position, a real row: at once if this batch is the older
+        // (kept across the restart), else once the tail has noticed it.
+        if (batch.started > tail.started) await this.awaitTail(batch.started);
         continue;
       }
       // Nothing more for this filter below the read's horizon (batch.covered).
@@ -230,6 +230,16 @@ export class Subscriber implements Receiver {
       // …otherwise resume from the ring, if it starts before that horizon.
       // Its start is a real row, so the position stays one.
       if (!isAfter(tail.ring.start, batch.covered)) this.pos = maxPosition(this.pos, tail.ring.start);
+    }
+  }
+
+  /** Waits, without reading, until the tail reads from the server run that started at `started` (bounded). */
+  private async awaitTail(started: number): Promise<void> {
+    const { tail } = this.deps;
+    tail.wake();
+    const until = Date.now() + RESTART_WAIT_MS;
+    while (tail.started < started && this.state === 'catching_up' && Date.now() < until) {
+      await new Promise<void>((r) => (this.retryTimer = setTimeout(r, RESTART_RECHECK_MS)));
     }
   }
 

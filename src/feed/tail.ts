@@ -29,7 +29,7 @@ export class Tail {
   ring!: Ring;
   private headPos!: Position;
   private lastRowPos!: Position;
-  private startedAt = '';
+  private startedAt = 0;
   private running = false;
   private again = false;
   private closed = false;
@@ -59,7 +59,7 @@ export class Tail {
   }
 
   /** When the Postgres server the tail reads from started: its head and ring belong to that server run. */
-  get started(): string {
+  get started(): number {
     return this.startedAt;
   }
 
@@ -144,9 +144,9 @@ export class Tail {
    * never made durable, so rows can now commit below the horizon the tail had
    * reached. It steps back to its last real row and reads again from there.
    */
-  private noticeRestart(started: string): boolean {
+  private noticeRestart(started: number): boolean {
     if (started === this.startedAt) return false;
-    this.log.warn({ before: this.startedAt, now: started }, 'Postgres restarted; the tail reads again from its last row');
+    this.log.warn({ before: new Date(this.startedAt).toISOString(), now: new Date(started).toISOString() }, 'Postgres restarted; the tail reads again from its last row');
     this.startedAt = started;
     this.headPos = this.lastRowPos;
     return true;
