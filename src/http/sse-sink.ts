@@ -15,6 +15,12 @@ export class SseSink implements Sink {
       const fn = this.drain;
       this.drain = undefined;
       fn?.();
+      // While an onWritable handler is registered, uWS leaves its own write
+      // buffer alone when the socket drains: only a write or an uncork sends
+      // it. A stream that has nothing new to write (caught up, or its last
+      // write buffered without pushing back) would otherwise hold those bytes
+      // until its next event or heartbeat. An empty cork sends them.
+      if (this.open) res.cork(() => {});
       // The frames were already taken by write(); nothing to retry here.
       return true;
     });
