@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Batch, ChangeRow, Filter, Position } from '../interfaces.js';
-import { horizonPosition, maxPosition } from '../position.js';
+import { comparePositions, horizonPosition, maxPosition } from '../position.js';
 
 export const BATCH_SIZE = 512;
 
@@ -19,6 +19,9 @@ export function splitTypes(types: readonly string[]): { exact: string[]; prefixe
 }
 
 const sqlCache = new Map<string, string>();
+
+/** When the server that answers started, in epoch ms: a horizon holds only within one server run. */
+const STARTED_MS = 'extract(epoch FROM pg_postmaster_start_time())::float8 * 1000';
 
 /** One SQL text per filter shape, so each shape gets a stable plan. */
 function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string {
@@ -39,10 +42,8 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
-  // Which server run answered: a horizon is only meaningful within one
-  // (see Tail.noticeRestart and Subscriber.pump).
-  const started = 'extract(epoch FROM pg_postmaster_start_time())::float8 * 1000';
-  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${started} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
+  // Which server run answered: see Tail.noticeRestart and Subscriber.pump.
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${STARTED_MS} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
     LEFT JOIN LATERAL (
@@ -94,12 +95,12 @@ export async function readBatch(
     if (r.seq === null) break;
     const row: ChangeRow = { seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at };
     const prev = out[out.length - 1];
-    if (prev && (row.xid < prev.xid || (row.xid === prev.xid && row.seq < prev.seq))) sorted = false;
+    if (prev && comparePositions(row, prev) < 0) sorted = false;
     out.push(row);
   }
   // The one-row outer side keeps the inner index order, so Postgres is not
   // asked to sort again (a sort of every batch); checked here all the same.
-  if (!sorted) out.sort((a, b) => a.xid - b.xid || a.seq - b.seq);
+  if (!sorted) out.sort(comparePositions);
   const full = out.length >= limit;
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
@@ -110,7 +111,7 @@ export async function readBatch(
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */
 export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; started: number }> {
   const { rows } = await db.query<{ horizon: string; started: number; xid: string | null; seq: string | null }>(
-    `SELECT h.xmin::text AS horizon, extract(epoch FROM pg_postmaster_start_time())::float8 * 1000 AS started, l.xid::text, l.seq::text
+    `SELECT h.xmin::text AS horizon, ${STARTED_MS} AS started, l.xid::text, l.seq::text
      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
      LEFT JOIN LATERAL (
        SELECT xid, seq FROM pgfeed.change_log WHERE xid < h.xmin ORDER BY xid DESC, seq DESC LIMIT 1

@@ -191,7 +191,7 @@ export class Subscriber implements Receiver {
           this.dbFailures++;
           const delay = Math.min(5_000, 200 * 2 ** Math.min(this.dbFailures - 1, 5));
           this.deps.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up read failed; retrying');
-          await new Promise<void>((r) => (this.retryTimer = setTimeout(r, delay)));
+          await this.wait(delay);
           continue;
         }
         if (this.state !== 'catching_up') return;
@@ -239,8 +239,13 @@ export class Subscriber implements Receiver {
     tail.wake();
     const until = Date.now() + RESTART_WAIT_MS;
     while (tail.started < started && this.state === 'catching_up' && Date.now() < until) {
-      await new Promise<void>((r) => (this.retryTimer = setTimeout(r, RESTART_RECHECK_MS)));
+      await this.wait(RESTART_RECHECK_MS);
     }
+  }
+
+  /** A pause inside pump(); close() cancels it, and the pump then never resumes. */
+  private wait(ms: number): Promise<void> {
+    return new Promise<void>((r) => (this.retryTimer = setTimeout(r, ms)));
   }
 
   /** The batch after `pos`: the prefetched one if it is for exactly this position. */
