@@ -9,12 +9,12 @@ import t from 'tap';
 import pg from 'pg';
 import { Catchup } from '../../src/feed/catchup.js';
 import { Hub } from '../../src/feed/hub.js';
-import type { Sink } from '../../src/feed/sink.js';
 import { Subscriber } from '../../src/feed/subscriber.js';
 import { Tail } from '../../src/feed/tail.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { Cluster } from '../helpers/pg-cluster.js';
+import { RecordingSink } from '../helpers/recording-sink.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
 
@@ -188,35 +188,6 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
   t.ok(daemon.logs.some((l) => l.msg === 'Postgres restarted; the tail reads again from its last row'), 'the tail noticed the restart');
 });
 
-/** A sink that pushes back on its first write and drains when released. */
-class GateSink implements Sink {
-  open = true;
-  readonly frames: Buffer[] = [];
-  private writes = 0;
-  private drain?: () => void;
-  write(frame: Buffer): boolean {
-    this.frames.push(frame);
-    return ++this.writes > 1;
-  }
-  cork(fn: () => void): void {
-    fn();
-  }
-  onDrain(fn: () => void): void {
-    this.drain = fn;
-  }
-  release(): void {
-    const fn = this.drain;
-    this.drain = undefined;
-    fn?.();
-  }
-  end(): void {
-    this.open = false;
-  }
-  get seqs(): number[] {
-    return [...Buffer.concat(this.frames).toString().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
-  }
-}
-
 t.test('a catch-up batch read before a crash does not vouch for rows committed after it', async (t) => {
   // A stream paused on backpressure keeps the rest of its catch-up batch. If
   // Postgres crashes meanwhile, that batch's horizon belongs to the old server
@@ -235,7 +206,8 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
   const log = createLogger('silent');
   const hub = new Hub();
   const tail = new Tail(pool, hub, metrics, log, { pollMs: 100, heldPollMs: 25, ringEvents: 10_000, ringBytes: 64 << 20 });
-  const sink = new GateSink();
+  // Pushes back on its first write only.
+  const sink = new RecordingSink((n) => n === 1);
 
   const { maxBurnt, horizon, sub } = await withClient(async (c) => {
     await afterWalWriterRound(c);

@@ -6,41 +6,12 @@
 import t from 'tap';
 import { Catchup } from '../../src/feed/catchup.js';
 import { Hub } from '../../src/feed/hub.js';
-import type { Sink } from '../../src/feed/sink.js';
 import { Subscriber, type FeedDeps } from '../../src/feed/subscriber.js';
 import { Tail } from '../../src/feed/tail.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { testDatabase } from '../harness/db.js';
-
-class PushbackSink implements Sink {
-  open = true;
-  writes = 0;
-  readonly bytes: Buffer[] = [];
-  private drain?: () => void;
-  write(frame: Buffer): boolean {
-    this.bytes.push(frame);
-    return ++this.writes % 2 === 1;
-  }
-  cork(fn: () => void): void {
-    fn();
-  }
-  onDrain(fn: () => void): void {
-    this.drain = fn;
-  }
-  /** The socket drained: resume the subscriber. */
-  release(): boolean {
-    const fn = this.drain;
-    this.drain = undefined;
-    fn?.();
-    return fn !== undefined;
-  }
-  end(): void {
-    this.open = false;
-  }
-}
-
-const ids = (bufs: Buffer[]) => [...Buffer.concat(bufs).toString().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
+import { RecordingSink } from '../helpers/recording-sink.js';
 
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
   const db = await testDatabase(t);
@@ -56,7 +27,8 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   await tail.start();
   t.teardown(() => tail.close());
   const deps: FeedDeps = { tail, hub, catchup: new Catchup(db.pool, 4, metrics), metrics, log, slowClientTimeoutMs: 60_000 };
-  const sink = new PushbackSink();
+  // Every other write pushes back.
+  const sink = new RecordingSink((n) => n % 2 === 0);
   const sub = new Subscriber(deps, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
@@ -70,7 +42,7 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   }
   t.equal(sub.state, 'live', 'caught up');
   t.ok(drains >= 10, `it was paused and resumed many times (${drains})`);
-  t.same(ids(sink.bytes), expected, `all ${N} events, once each, in (xid, seq) order`);
+  t.same(sink.seqs, expected, `all ${N} events, once each, in (xid, seq) order`);
   const reads = (await metrics.queries.get()).values.find((v) => v.labels.kind === 'catchup')?.value ?? 0;
   // 3000 rows in batches of 512: 6 reads, and at most one dropped prefetch
   // per batch. Reading again at every pause would take one read per drain.
