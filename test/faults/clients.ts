@@ -4,7 +4,7 @@
 
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
 import { StringDecoder } from 'node:string_decoder';
-import type { Replica } from './daemon-process.js';
+import { httpGet, type HttpResult, type Replica } from './daemon-process.js';
 import { sleep, type Rng } from './rng.js';
 
 export type ClientKind = 'steady' | 'slow' | 'reconnecting' | 'poll';
@@ -404,15 +404,15 @@ export class PollClient extends BaseClient {
       this.connects++;
       this.history.push(`#${this.connects} ${base} after=${this.cursor} limit=${limit} wait=${wait}`);
       if (this.history.length > 100_000) this.history.splice(0, 50_000);
-      let body: { status: number; text: string } | null = null;
+      let reply: HttpResult | null = null;
       try {
-        body = await this.get(url, (wait + 15) * 1000);
+        reply = await httpGet(url, (wait + 15) * 1000, (req) => (this.req = req));
       } catch {
         this.stats.errors++;
       }
       if (this.stopped) return;
-      if (body) this.status(body.status);
-      if (!body || body.status !== 200) {
+      if (reply) this.status(reply.status);
+      if (!reply || reply.status !== 200) {
         backoff = Math.min(backoff * 2, 1000);
         await sleep(this.rng.int(backoff / 2, backoff));
         continue;
@@ -420,13 +420,13 @@ export class PollClient extends BaseClient {
       backoff = 50;
       let page: { events?: FeedEvent[]; next?: string | null; has_more?: boolean };
       try {
-        page = JSON.parse(body.text);
+        page = JSON.parse(reply.body);
       } catch {
-        this.note(`unparseable /v1/changes body: ${body.text.slice(0, 120)}`);
+        this.note(`unparseable /v1/changes body: ${reply.body.slice(0, 120)}`);
         continue;
       }
       if (!Array.isArray(page.events)) {
-        this.note(`/v1/changes without events[]: ${body.text.slice(0, 120)}`);
+        this.note(`/v1/changes without events[]: ${reply.body.slice(0, 120)}`);
         continue;
       }
       if (page.events.length > limit) this.note(`/v1/changes returned ${page.events.length} events for limit=${limit}`);
@@ -434,21 +434,6 @@ export class PollClient extends BaseClient {
       if (page.next !== null && page.next !== undefined) this.cursor = String(page.next);
       if (!page.has_more && page.events.length === 0 && wait === 0) await sleep(this.rng.int(50, 300));
     }
-  }
-
-  private get(url: string, timeoutMs: number): Promise<{ status: number; text: string }> {
-    return new Promise((resolve, reject) => {
-      const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-        res.on('error', reject);
-      });
-      this.req = req;
-      req.on('timeout', () => req.destroy(new Error('timeout')));
-      req.on('error', reject);
-      req.end();
-    });
   }
 }
 

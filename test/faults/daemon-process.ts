@@ -5,7 +5,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'node:fs';
-import { request } from 'node:http';
+import { request, type ClientRequest } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -27,8 +27,9 @@ export interface HttpResult {
   body: string;
 }
 
-/** A tiny GET with a hard timeout; a frozen daemon must not hang the runner. */
-export function httpGet(url: string, timeoutMs = 3000): Promise<HttpResult> {
+/** A tiny GET with a hard timeout; a frozen daemon must not hang the runner.
+ *  `onRequest` receives the request, for a caller that may abort it. */
+export function httpGet(url: string, timeoutMs = 3000, onRequest?: (req: ClientRequest) => void): Promise<HttpResult> {
   return new Promise((resolve, reject) => {
     const req = request(url, { agent: false, timeout: timeoutMs }, (res) => {
       const chunks: Buffer[] = [];
@@ -36,6 +37,7 @@ export function httpGet(url: string, timeoutMs = 3000): Promise<HttpResult> {
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }));
       res.on('error', reject);
     });
+    onRequest?.(req);
     req.on('timeout', () => req.destroy(new Error(`GET ${url} timed out after ${timeoutMs} ms`)));
     req.on('error', reject);
     req.end();
