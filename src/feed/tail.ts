@@ -185,7 +185,8 @@ export class Tail {
       this.metrics.horizonBlocker.set(blocker?.pid ?? 0);
       if (heldMs >= 5_000) this.log.warn({ heldMs, blocker }, 'rows held back by an open transaction');
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'could not name the transaction holding the horizon');
+      // The pool is gone after close(): nothing to report then.
+      if (!this.closed) this.log.warn({ err: (err as Error).message }, 'could not name the transaction holding the horizon');
     }
   }
 
