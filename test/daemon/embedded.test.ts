@@ -2,7 +2,7 @@
 // a data directory: it initialises, migrates, says how to connect, streams,
 // and keeps its events across a restart. This runs as whatever user the
 // suite runs as, root included.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
@@ -21,6 +21,8 @@ async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: numb
 }
 
 const tmp = mkdtempSync(join(tmpdir(), 'pgfeed-embedded-'));
+// mkdtemp makes it 0700; as root, the postgres user must be able to enter it.
+chmodSync(tmp, 0o755);
 const dataDir = join(tmp, 'db');
 const pgPort = await freePort();
 const env = { PGFEED_DATA_DIR: dataDir, PGFEED_EMBEDDED_PORT: String(pgPort), PGFEED_DEMO: 'true' };

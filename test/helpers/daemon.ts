@@ -28,8 +28,16 @@ interface Teardown {
  * unset, so the daemon starts its embedded Postgres (give it
  * PGFEED_DATA_DIR and PGFEED_EMBEDDED_PORT).
  */
-export async function startDaemon(t: Teardown, databaseUrl: string | null, env: Record<string, string> = {}, args: string[] = []): Promise<DaemonProcess> {
-  const proc = spawn(process.execPath, [CLI, 'serve', ...args], {
+export async function startDaemon(
+  t: Teardown,
+  databaseUrl: string | null,
+  env: Record<string, string> = {},
+  args: string[] = [],
+  /** Another checkout to run, from its own directory (default: this one's dist/cli.js, here). */
+  where: { cwd?: string; cli?: string } = {},
+): Promise<DaemonProcess> {
+  const proc = spawn(process.execPath, [where.cli ?? CLI, 'serve', ...args], {
+    ...(where.cwd ? { cwd: where.cwd } : {}),
     env: {
       PATH: process.env.PATH,
       ...(databaseUrl === null ? {} : { DATABASE_URL: databaseUrl }),

