@@ -1,6 +1,6 @@
+import { backoffDelay, type Backoff } from './backoff.js';
 import { loadConfig, type Config } from './config.js';
 import { Daemon } from './daemon.js';
-import { backoff } from './db/listener.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
 import { migrate } from './db/migrate.js';
 import { startDemo } from './demo.js';
@@ -40,6 +40,9 @@ async function migrateWhenUp(url: string, log: Logger): Promise<void> {
   });
 }
 
+/** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s between start-up attempts (see backoff.ts). */
+const START_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
+
 /** Runs a start-up step until it succeeds or fails for a reason other than
  *  "the database is not (or no longer) reachable": a restart or a terminated
  *  backend during start-up must delay the daemon, not end it. */
@@ -50,7 +53,7 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       return;
     } catch (err) {
       if (!notYet(err)) throw err;
-      const delay = backoff(attempt);
+      const delay = backoffDelay(START_RETRY, attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
