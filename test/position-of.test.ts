@@ -45,3 +45,11 @@ t.test('an expired cursor names the first retained event in delivery order, not 
   t.same(await positionOf(db.pool, pruned, 'p'), { kind: 'expired', earliest: highSeq });
   t.same(await positionOf(db.pool, pruned, 'empty'), { kind: 'expired', earliest: null }, 'null when the project retains nothing');
 });
+
+t.test('within one transaction, earliest is the lowest seq as a number, not as text', async (t) => {
+  // 999 and 1000 in one transaction: as text, '1000' would sort first.
+  await db.pool.query(`SELECT setval('pgfeed.change_log_seq_seq', 998)`);
+  const seqs = await db.withTransaction(async (c) => [await emit(c, 'digits'), await emit(c, 'digits')]);
+  t.same(seqs, [999, 1000]);
+  t.same(await positionOf(db.pool, pruned, 'digits'), { kind: 'expired', earliest: 999 });
+});

@@ -11,30 +11,23 @@ export type CursorLookup =
  * unknown to this stream. A seq that retention has pruned is expired: a
  * silent restart from "somewhere" would skip rows.
  *
- * Every resume pays for the first query only, two index lookups. The
- * earliest retained event is looked up for an expired cursor alone.
+ * A resume costs two index lookups. `earliest`, the project's first retained
+ * event in delivery order (what after=0 starts with), is looked up for an
+ * expired cursor only: CASE runs its subquery only when the branch is taken.
+ * It is ordered by (xid, seq): the lowest seq is not the first event, since
+ * seqs are not delivered in order (docs/ordering.md).
  */
 export async function positionOf(db: Pick<pg.Pool, 'query'>, seq: number, project: string): Promise<CursorLookup> {
-  const { rows } = await db.query<{ xid: string | null; pruned: string }>(
-    `SELECT (SELECT xid::text FROM pgfeed.change_log WHERE seq = $1 AND project = $2) AS xid,
-            (SELECT pruned_through::text FROM pgfeed.settings) AS pruned`,
+  const { rows } = await db.query<{ xid: string | null; pruned: string; earliest: string | null }>(
+    `SELECT c.xid::text AS xid, s.pruned_through::text AS pruned,
+            CASE WHEN c.xid IS NULL AND $1::bigint <= s.pruned_through THEN
+              (SELECT e.seq::text FROM pgfeed.change_log e WHERE e.project = $2 ORDER BY e.xid, e.seq LIMIT 1)
+            END AS earliest
+     FROM pgfeed.settings s LEFT JOIN pgfeed.change_log c ON c.seq = $1 AND c.project = $2`,
     [String(seq), project],
   );
-  const { xid, pruned } = rows[0];
+  const { xid, pruned, earliest } = rows[0];
   if (xid !== null) return { kind: 'found', pos: { xid: Number(xid), seq } };
-  if (seq <= Number(pruned)) return { kind: 'expired', earliest: await earliestOf(db, project) };
+  if (seq <= Number(pruned)) return { kind: 'expired', earliest: earliest === null ? null : Number(earliest) };
   return { kind: 'unknown' };
-}
-
-/**
- * The first retained event of the project in delivery order, (xid, seq):
- * what after=0 starts with. The lowest seq is not it, since seqs are not
- * delivered in order (docs/ordering.md).
- */
-async function earliestOf(db: Pick<pg.Pool, 'query'>, project: string): Promise<number | null> {
-  const { rows } = await db.query<{ seq: string }>(
-    'SELECT seq::text FROM pgfeed.change_log WHERE project = $1 ORDER BY xid, seq LIMIT 1',
-    [project],
-  );
-  return rows.length ? Number(rows[0].seq) : null;
 }
