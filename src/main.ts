@@ -1,8 +1,8 @@
 import { backoffDelay, type Backoff } from './backoff.js';
-import { loadConfig, type Config } from './config.js';
+import type { Config, Loaded } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
-import { migrate } from './db/migrate.js';
+import { migrate, type SettingsWrite } from './db/migrate.js';
 import { startDemo } from './demo.js';
 import { PgfeedError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
@@ -33,9 +33,9 @@ export function notYet(err: unknown): boolean {
   return false;
 }
 
-async function migrateWhenUp(url: string, log: Logger): Promise<void> {
+async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<void> {
   await whenUp(log, async () => {
-    const applied = await migrate(url);
+    const applied = await migrate(url, settings);
     if (applied.length) log.info({ applied }, 'migrations applied');
   });
 }
@@ -72,9 +72,16 @@ function printHints(config: Config, url: string, port: number, embedded: boolean
   process.stderr.write(lines.filter(Boolean).join('\n') + '\n');
 }
 
-/** `pgfeed serve`: migrate, start the daemon, and shut down cleanly on SIGTERM/SIGINT. */
-export async function serve(argv: readonly string[]): Promise<void> {
-  const config = loadConfig(argv);
+/** The settings `pgfeed migrate` takes. */
+export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel'] as const;
+
+/**
+ * `pgfeed serve`: migrate, start the daemon, and shut down cleanly on
+ * SIGTERM/SIGINT. It writes its channel and notify settings to the database
+ * only when its own migration created the schema; otherwise Daemon.start()
+ * checks that they agree.
+ */
+export async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
   process.on('unhandledRejection', (err) => {
     log.fatal({ err }, 'unhandled rejection');
@@ -89,7 +96,7 @@ export async function serve(argv: readonly string[]): Promise<void> {
     for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s);
     url = embedded.url;
   }
-  await migrateWhenUp(url, log);
+  await migrateWhenUp(url, log, { values: { channel: config.channel, notify: config.notify }, when: 'created' });
   const daemon = new Daemon(config, url, log);
   // Daemon.start() is safe to repeat: its database reads come before any state is set.
   await whenUp(log, () => daemon.start());
@@ -117,10 +124,19 @@ export async function serve(argv: readonly string[]): Promise<void> {
   process.on('SIGINT', () => void shutdown('SIGINT'));
 }
 
-/** `pgfeed migrate`: apply pending migrations and exit. */
-export async function migrateOnly(argv: readonly string[]): Promise<void> {
-  const config = loadConfig(argv);
+/**
+ * `pgfeed migrate`: apply pending migrations, write the channel and notify
+ * settings it was given (a flag or an env var; the others are left as they
+ * are), and exit.
+ */
+export async function migrateOnly({ config, given }: Loaded<(typeof MIGRATE_SETTINGS)[number]>): Promise<void> {
   const log = createLogger(config.logLevel);
   if (!config.databaseUrl) throw new PgfeedError('invalid_config', 'pgfeed migrate needs DATABASE_URL (or --database-url)');
-  await migrateWhenUp(config.databaseUrl, log);
+  const values = {
+    ...(given.has('channel') ? { channel: config.channel } : {}),
+    ...(given.has('notify') ? { notify: config.notify } : {}),
+  };
+  await migrateWhenUp(config.databaseUrl, log, { values, when: 'always' });
+  // Running daemons keep what they started with: each must be restarted with the new values.
+  if (Object.keys(values).length) log.info(values, 'settings written; restart every replica configured with them');
 }
