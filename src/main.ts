@@ -77,9 +77,9 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel']
 
 /**
  * `pgfeed serve`: migrate, start the daemon, and shut down cleanly on
- * SIGTERM/SIGINT. It writes its channel and notify settings to the database
- * only when its own migration created the schema; otherwise Daemon.start()
- * checks that they agree.
+ * SIGTERM/SIGINT. It writes its channel and notify settings to a shared
+ * database only when its own migration created the schema; otherwise
+ * Daemon.start() checks that they agree.
  */
 export async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
@@ -96,7 +96,11 @@ export async function serve(config: Config): Promise<void> {
     for (const s of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.removeAllListeners(s);
     url = embedded.url;
   }
-  await migrateWhenUp(url, log, { values: { channel: config.channel, notify: config.notify }, when: 'created' });
+  // An embedded Postgres is this process's alone (no replica shares it, and
+  // no `pgfeed migrate` can reach it while serve is down): it follows the
+  // configuration. A shared database is only checked.
+  const settings = { channel: config.channel, notify: config.notify };
+  await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
   const daemon = new Daemon(config, url, log);
   // Daemon.start() is safe to repeat: its database reads come before any state is set.
   await whenUp(log, () => daemon.start());
