@@ -6,32 +6,16 @@
 // The naive comparator runs step 2 on the same database for reference.
 
 import type pg from 'pg';
+import { fillLog } from './lib/backlog.js';
 import type { BenchDatabase } from './lib/bench-db.js';
 import { LoadGenerator } from './lib/load-generator.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
-import { PAYLOAD } from './lib/sample-row.js';
 import { round } from './lib/summary.js';
 import { sleep, waitUntil } from './lib/wait.js';
 import { expectedOrder } from './lib/writers.js';
 
 const PROJECT = 'c0';
-const FILL_BATCH = 50_000;
-
-/** Writes the backlog straight into the change log, 50k rows per transaction. */
-async function fillBacklog(c: pg.Client, n: number): Promise<void> {
-  for (let from = 1; from <= n; from += FILL_BATCH) {
-    const to = Math.min(n, from + FILL_BATCH - 1);
-    await c.query(
-      `INSERT INTO pgfeed.change_log (project, type, op, tbl, data)
-       SELECT $1, 'orders.insert', 'insert', 'public.orders',
-              jsonb_build_object('id', g, 'project', $1::text, 'sent_us', 0, 'payload', $2::text)
-       FROM generate_series($3::bigint, $4::bigint) g`,
-      [PROJECT, PAYLOAD, from, to],
-    );
-  }
-  await c.query('VACUUM ANALYZE pgfeed.change_log');
-}
 
 /** Rows read from pgfeed.change_log so far: sequential plus index scans. */
 async function rowsRead(c: pg.Client): Promise<number> {
@@ -145,7 +129,7 @@ export const catchup: Scenario<CatchupResult> = {
       ctx.progress.step(`catchup: writing a ${backlog}-event backlog`);
       const url = database.url;
       const order = await ctx.db.withClient(database.name, async (c) => {
-        await fillBacklog(c, backlog);
+        await fillLog(c, backlog, `'${PROJECT}'`);
         return (await expectedOrder(url, [PROJECT]))[PROJECT];
       });
       ctx.progress.tick();

@@ -5,6 +5,7 @@ import { capture } from './lib/capture-scenario.js';
 import { fanout } from './fanout.bench.js';
 import { idle } from './idle.bench.js';
 import { runBench } from './lib/runner.js';
+import { resume } from './resume.bench.js';
 import { storm } from './storm.bench.js';
 
-await runBench([fanout, idle, catchup, storm, capture]);
+await runBench([fanout, idle, catchup, storm, capture, resume]);

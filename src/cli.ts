@@ -1,36 +1,68 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs';
-import { settingsHelp } from './config.js';
+import { loadConfig, settingsHelp, SETTINGS, type SettingKey } from './config.js';
 import { PgfeedError } from './errors.js';
-import { migrateOnly, serve } from './main.js';
+import { MIGRATE_SETTINGS, migrateOnly, serve } from './main.js';
+
+interface Command {
+  readonly summary: string;
+  /** The settings it takes as flags (and reads from the env). */
+  readonly settings: readonly SettingKey[];
+  run(argv: readonly string[]): Promise<void>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  serve: {
+    summary: 'migrate, then stream changes over HTTP (the default)',
+    settings: Object.keys(SETTINGS) as SettingKey[],
+    run: (argv) => serve(loadConfig(argv).config),
+  },
+  migrate: {
+    summary: 'apply pending migrations, write the channel and notify settings given, and exit',
+    settings: MIGRATE_SETTINGS,
+    async run(argv) {
+      await migrateOnly(loadConfig(argv, process.env, MIGRATE_SETTINGS));
+      process.exit(0);
+    },
+  },
+};
+
+/** Exit 2: the configuration is at fault, and starting again with it cannot help. */
+const CONFIG_ERRORS = new Set<string>(['invalid_config', 'settings_mismatch']);
+
+function commandHelp(name: string): string {
+  return `usage: pgfeed ${name} [options]
+
+${COMMANDS[name].summary}
+
+options (each also an environment variable; a flag wins):
+${settingsHelp(COMMANDS[name].settings)}
+`;
+}
 
 const USAGE = `usage: pgfeed <command> [options]
 
 commands:
-  serve     migrate, then stream changes over HTTP (the default)
-  migrate   apply pending migrations to DATABASE_URL and exit
+${Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(9)} ${c.summary}`).join('\n')}
 
-options (each also an environment variable; a flag wins):
-${settingsHelp()}
+pgfeed <command> --help lists a command's options. Those of serve:
+${settingsHelp(COMMANDS.serve.settings)}
 `;
 
 async function run(argv: string[]): Promise<void> {
-  const [cmd = 'serve', ...rest] = argv;
-  // `pgfeed serve --help` asks for help, not for an option named --help.
-  if (rest.includes('--help') || rest.includes('-h')) {
-    process.stdout.write(USAGE);
-    return;
+  // No command and a flag: `pgfeed --port 9000` serves.
+  const [name = 'serve', ...rest] = argv[0]?.startsWith('--') && argv[0] !== '--help' && argv[0] !== '--version' ? ['serve', ...argv] : argv;
+  const command = Object.hasOwn(COMMANDS, name) ? COMMANDS[name] : undefined;
+  if (command) {
+    // `pgfeed serve --help` asks for help, not for an option named --help.
+    if (rest.includes('--help') || rest.includes('-h')) return void process.stdout.write(commandHelp(name));
+    return command.run(rest);
   }
-  switch (cmd) {
-    case 'serve':
-      return serve(rest);
-    case 'migrate':
-      await migrateOnly(rest);
-      process.exit(0);
+  switch (name) {
     case 'help':
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(rest[0] && Object.hasOwn(COMMANDS, rest[0]) ? commandHelp(rest[0]) : USAGE);
       return;
     case 'version':
     case '--version': {
@@ -39,8 +71,7 @@ async function run(argv: string[]): Promise<void> {
       return;
     }
     default:
-      if (cmd.startsWith('--')) return serve(argv);
-      throw new PgfeedError('invalid_config', `unknown command ${JSON.stringify(cmd)}; try pgfeed --help`);
+      throw new PgfeedError('invalid_config', `unknown command ${JSON.stringify(name)}; try pgfeed --help`);
   }
 }
 
@@ -49,5 +80,5 @@ run(process.argv.slice(2)).catch((err: unknown) => {
   const msg = err instanceof Error ? err.message : String(err);
   process.stderr.write(`pgfeed: ${msg.split('\n')[0]}\n`);
   if (process.env.PGFEED_LOG_LEVEL === 'debug' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-  process.exit(err instanceof PgfeedError && err.code === 'invalid_config' ? 2 : 1);
+  process.exit(err instanceof PgfeedError && CONFIG_ERRORS.has(err.code) ? 2 : 1);
 });

@@ -1,3 +1,4 @@
+import { parseArgs } from 'node:util';
 import { PgfeedError } from './errors.js';
 
 /**
@@ -11,6 +12,8 @@ interface Setting<T> {
   readonly doc: string;
   readonly default: T;
   readonly parse: (raw: string) => T;
+  /** The value a flag given alone means (`--demo`); without it, a flag needs a value. */
+  readonly bare?: string;
 }
 
 function int(min: number, max: number) {
@@ -55,7 +58,7 @@ const bool = (raw: string): boolean => {
 };
 
 export const SETTINGS = {
-  databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', doc: 'Postgres to serve from; unset runs an embedded Postgres', default: '', parse: databaseUrl },
+  databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', doc: 'the Postgres database; unset, serve runs an embedded Postgres', default: '', parse: databaseUrl },
   host: { env: 'PGFEED_HOST', flag: '--host', doc: 'address to listen on', default: '127.0.0.1', parse: str },
   port: { env: 'PGFEED_PORT', flag: '--port', doc: 'port to listen on; 0 picks a free one', default: 8787, parse: int(0, 65535) },
   channel: { env: 'PGFEED_CHANNEL', flag: '--channel', doc: 'NOTIFY channel the triggers use', default: 'pgfeed', parse: channel },
@@ -75,57 +78,100 @@ export const SETTINGS = {
   retryMs: { env: 'PGFEED_RETRY_MS', flag: '--retry-ms', doc: 'base of the jittered SSE `retry:` hint', default: 2_000, parse: int(100, 600_000) },
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
   embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
-  demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool },
+  demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
-export type Config = { readonly [K in keyof Settings]: ReturnType<Settings[K]['parse']> };
+export type SettingKey = keyof Settings;
+export type Config = { readonly [K in SettingKey]: ReturnType<Settings[K]['parse']> };
 
-/** Env vars that look like pgfeed's but are read elsewhere (tests, tools). */
-const FOREIGN_ENV = /^PGFEED_(TEST_|FAULTS_|BENCH_)/;
+const ALL = Object.keys(SETTINGS) as SettingKey[];
 
-export function loadConfig(argv: readonly string[], env: NodeJS.ProcessEnv = process.env): Config {
-  const out: Record<string, unknown> = {};
-  const byFlag = new Map(Object.entries(SETTINGS).map(([k, s]) => [s.flag, k]));
-  const envNames = new Set(Object.values(SETTINGS).map((s) => s.env));
+/** A command's settings, each from its flag, its env var or its default. */
+export interface Loaded<K extends SettingKey> {
+  /** Frozen. */
+  readonly config: Pick<Config, K>;
+  /** The settings given by a flag or an env var, not defaulted. */
+  readonly given: ReadonlySet<K>;
+}
+
+const invalid = (message: string) => new PgfeedError('invalid_config', message);
+
+/**
+ * Reads the settings `keys` of a command: its flags (parsed with node:util's
+ * parseArgs), then the env. Only these settings are flags of the command; an
+ * env var of another command's setting is ignored, since one environment
+ * file may serve several commands, but an unknown PGFEED_* variable is
+ * refused: it is a typo, or a setting this version does not have.
+ */
+export function loadConfig<K extends SettingKey = SettingKey>(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv = process.env,
+  keys: readonly K[] = ALL as K[],
+): Loaded<K> {
+  const envNames = new Set(ALL.map((k) => SETTINGS[k].env));
   for (const name of Object.keys(env)) {
-    if (name.startsWith('PGFEED_') && !envNames.has(name) && !FOREIGN_ENV.test(name)) {
-      throw new PgfeedError('invalid_config', `unknown setting ${name}; see pgfeed --help for the list`);
-    }
+    if (name.startsWith('PGFEED_') && !envNames.has(name)) throw invalid(`unknown setting ${name}; see pgfeed --help for the list`);
   }
-  const fromFlags = new Map<string, string>();
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i];
-    const eq = arg.indexOf('=');
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const key = byFlag.get(flag);
-    if (!key) throw new PgfeedError('invalid_config', `unknown option ${flag}; see pgfeed --help`);
-    let value: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined;
-    if (value === undefined) {
-      if (key === 'demo') value = 'true';
-      else if (i + 1 < argv.length) value = argv[++i];
-      else throw new PgfeedError('invalid_config', `${flag} needs a value`);
-    }
-    fromFlags.set(key, value);
-  }
-  for (const [key, s] of Object.entries(SETTINGS) as [keyof Settings, Setting<unknown>][]) {
+  const fromFlags = parseFlags(argv, keys);
+  const out: Record<string, unknown> = {};
+  const given = new Set<K>();
+  for (const key of keys) {
+    const s: Setting<unknown> = SETTINGS[key];
     const raw = fromFlags.get(key) ?? env[s.env];
     if (raw === undefined) {
       out[key] = s.default;
       continue;
     }
+    given.add(key);
     try {
       out[key] = s.parse(raw);
     } catch (err) {
       const where = fromFlags.has(key) ? s.flag : s.env;
-      throw new PgfeedError('invalid_config', `${where} ${(err as Error).message} (got ${JSON.stringify(raw.slice(0, 80))})`);
+      throw invalid(`${where} ${(err as Error).message} (got ${JSON.stringify(raw.slice(0, 80))})`);
     }
   }
-  return Object.freeze(out) as Config;
+  return { config: Object.freeze(out) as Pick<Config, K>, given };
 }
 
-export function settingsHelp(): string {
-  return Object.values(SETTINGS)
+/**
+ * The raw value of each flag given. Every flag takes a value (`--port 9000`
+ * or `--port=9000`) except a boolean that may stand alone (`--demo`, which
+ * does not take the next argument). The last of a repeated flag wins.
+ */
+function parseFlags<K extends SettingKey>(argv: readonly string[], keys: readonly K[]): Map<K, string> {
+  const byName = new Map(keys.map((k) => [SETTINGS[k].flag.slice(2), k]));
+  // strict: false, so that a flag's problems are reported in pgfeed's own words, naming the flag.
+  const { tokens } = parseArgs({
+    args: [...argv],
+    options: Object.fromEntries(keys.map((k) => [SETTINGS[k].flag.slice(2), { type: 'bare' in SETTINGS[k] ? 'boolean' : 'string' }] as const)),
+    strict: false,
+    allowPositionals: true,
+    tokens: true,
+  });
+  const out = new Map<K, string>();
+  for (const tok of tokens) {
+    if (tok.kind === 'option-terminator') continue;
+    if (tok.kind === 'positional') throw invalid(`unexpected argument ${JSON.stringify(tok.value.slice(0, 80))}; see pgfeed --help`);
+    const key = tok.rawName.startsWith('--') ? byName.get(tok.name) : undefined;
+    if (key === undefined) throw invalid(`unknown option ${tok.rawName}; see pgfeed --help`);
+    const s: Setting<unknown> = SETTINGS[key];
+    let value = tok.value;
+    // `--port --host x`: the next flag is not a value.
+    if (value !== undefined && !tok.inlineValue && value.startsWith('--')) value = undefined;
+    if (value === undefined) {
+      if (s.bare === undefined) throw invalid(`${s.flag} needs a value`);
+      value = s.bare;
+    }
+    out.set(key, value);
+  }
+  return out;
+}
+
+/** One line per setting of `keys`: flag, env var, meaning and default. */
+export function settingsHelp(keys: readonly SettingKey[] = ALL): string {
+  return keys
+    .map((k): Setting<unknown> => SETTINGS[k])
     .map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(62)} ${s.doc} (default ${JSON.stringify(s.default)})`)
     .join('\n');
 }

@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Config } from './config.js';
 import { Listener } from './db/listener.js';
+import { checkSettings } from './db/settings.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
 import type { FeedDeps } from './feed/subscriber.js';
@@ -45,10 +46,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    await this.pool.query(
-      'UPDATE pgfeed.settings SET channel = $1, notify = $2 WHERE (channel, notify) IS DISTINCT FROM ($1, $2)',
-      [this.config.channel, this.config.notify],
-    );
+    await checkSettings(this.pool, { channel: this.config.channel, notify: this.config.notify });
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);

@@ -27,6 +27,7 @@ export const ERROR_CODES = {
   invalid_config: 'A configuration value is invalid.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',
   database_too_new: 'The database was migrated by a newer pgfeed. Upgrade pgfeed.',
+  settings_mismatch: 'pgfeed.settings (channel, notify) differ from this daemon\'s configuration. Change them for every replica with pgfeed migrate --channel ... --notify ..., or configure this daemon like the others.',
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -1,8 +1,8 @@
-import { loadConfig, type Config } from './config.js';
+import { backoffDelay, type Backoff } from './backoff.js';
+import type { Config, Loaded } from './config.js';
 import { Daemon } from './daemon.js';
-import { backoff } from './db/listener.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
-import { migrate } from './db/migrate.js';
+import { migrate, type SettingsWrite } from './db/migrate.js';
 import { startDemo } from './demo.js';
 import { PgfeedError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
@@ -33,12 +33,15 @@ export function notYet(err: unknown): boolean {
   return false;
 }
 
-async function migrateWhenUp(url: string, log: Logger): Promise<void> {
+async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<void> {
   await whenUp(log, async () => {
-    const applied = await migrate(url);
+    const applied = await migrate(url, settings);
     if (applied.length) log.info({ applied }, 'migrations applied');
   });
 }
+
+/** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s between start-up attempts (see backoff.ts). */
+const START_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
 
 /** Runs a start-up step until it succeeds or fails for a reason other than
  *  "the database is not (or no longer) reachable": a restart or a terminated
@@ -50,7 +53,7 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       return;
     } catch (err) {
       if (!notYet(err)) throw err;
-      const delay = backoff(attempt);
+      const delay = backoffDelay(START_RETRY, attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, delay));
     }
@@ -70,9 +73,16 @@ function printHints(config: Config, url: string, port: number, embedded: Embedde
   process.stderr.write(lines.filter(Boolean).join('\n') + '\n');
 }
 
-/** `pgfeed serve`: migrate, start the daemon, and shut down cleanly on SIGTERM/SIGINT. */
-export async function serve(argv: readonly string[]): Promise<void> {
-  const config = loadConfig(argv);
+/** The settings `pgfeed migrate` takes. */
+export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel'] as const;
+
+/**
+ * `pgfeed serve`: migrate, start the daemon, and shut down cleanly on
+ * SIGTERM/SIGINT. It writes its channel and notify settings to a shared
+ * database only when its own migration created the schema; otherwise
+ * Daemon.start() checks that they agree.
+ */
+export async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel);
   process.on('unhandledRejection', (err) => {
     log.fatal({ err }, 'unhandled rejection');
@@ -84,9 +94,13 @@ export async function serve(argv: readonly string[]): Promise<void> {
     embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
     url = embedded.url;
   }
+  // An embedded Postgres is this process's alone (no replica shares it, and
+  // no `pgfeed migrate` can reach it while serve is down): it follows the
+  // configuration. A shared database is only checked.
+  const settings = { channel: config.channel, notify: config.notify };
   const daemon = new Daemon(config, url, log);
   try {
-    await migrateWhenUp(url, log);
+    await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
     // Daemon.start() is safe to repeat: its database reads come before any state is set.
     await whenUp(log, () => daemon.start());
   } catch (err) {
@@ -122,10 +136,19 @@ export async function serve(argv: readonly string[]): Promise<void> {
   process.on('SIGHUP', () => log.info({ signal: 'SIGHUP' }, 'nothing to reload; ignored'));
 }
 
-/** `pgfeed migrate`: apply pending migrations and exit. */
-export async function migrateOnly(argv: readonly string[]): Promise<void> {
-  const config = loadConfig(argv);
+/**
+ * `pgfeed migrate`: apply pending migrations, write the channel and notify
+ * settings it was given (a flag or an env var; the others are left as they
+ * are), and exit.
+ */
+export async function migrateOnly({ config, given }: Loaded<(typeof MIGRATE_SETTINGS)[number]>): Promise<void> {
   const log = createLogger(config.logLevel);
   if (!config.databaseUrl) throw new PgfeedError('invalid_config', 'pgfeed migrate needs DATABASE_URL (or --database-url)');
-  await migrateWhenUp(config.databaseUrl, log);
+  const values = {
+    ...(given.has('channel') ? { channel: config.channel } : {}),
+    ...(given.has('notify') ? { notify: config.notify } : {}),
+  };
+  await migrateWhenUp(config.databaseUrl, log, { values, when: 'always' });
+  // Running daemons keep what they started with: each must be restarted with the new values.
+  if (Object.keys(values).length) log.info(values, 'settings written; restart every replica configured with them');
 }

@@ -1,32 +1,10 @@
 // Configuration: validated once at start-up, one line naming the bad key,
 // a non-zero exit; flags win over env vars; the result is frozen.
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { loadConfig, SETTINGS } from '../src/config.js';
 import { PgfeedError } from '../src/errors.js';
-
-const CLI = fileURLToPath(new URL('../dist/cli.js', import.meta.url));
-
-function cli(args: string[], env: Record<string, string> = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    // A clean environment: only what the case sets, so no stray PGFEED_* leaks in.
-    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    const timer = setTimeout(() => {
-      p.kill('SIGKILL');
-      reject(new Error(`pgfeed ${args.join(' ')} did not exit within 20 s\n${stderr}`));
-    }, 20_000);
-    p.on('error', reject);
-    p.on('exit', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+import { MIGRATE_SETTINGS } from '../src/main.js';
+import { runCli as cli } from './helpers/cli.js';
 
 const bad: { name: string; args?: string[]; env?: Record<string, string>; key: string }[] = [
   { name: 'PGFEED_PORT=abc', env: { PGFEED_PORT: 'abc' }, key: 'PGFEED_PORT' },
@@ -45,6 +23,13 @@ const bad: { name: string; args?: string[]; env?: Record<string, string>; key: s
   { name: '--port without a value', args: ['serve', '--port'], key: '--port' },
   { name: 'pgfeed frobnicate', args: ['frobnicate'], key: 'frobnicate' },
   { name: 'pgfeed migrate --log-level loud', args: ['migrate', '--log-level', 'loud'], key: '--log-level' },
+  { name: 'pgfeed migrate --notify maybe', args: ['migrate', '--notify', 'maybe'], key: '--notify' },
+  { name: 'pgfeed migrate --port 1 (a flag of serve only)', args: ['migrate', '--port', '1'], key: '--port' },
+  { name: 'a stray argument', args: ['serve', 'extra'], key: 'extra' },
+  { name: 'a short option', args: ['serve', '-p', '1'], key: '-p' },
+  { name: '--port followed by another flag', args: ['serve', '--port', '--host', 'x'], key: '--port' },
+  { name: 'a test tool variable, PGFEED_TEST_DATABASE_URL', env: { PGFEED_TEST_DATABASE_URL: 'postgres://x/y' }, key: 'PGFEED_TEST_DATABASE_URL' },
+  { name: 'a bench tool variable, PGFEED_BENCH_DAEMON', env: { PGFEED_BENCH_DAEMON: 'x' }, key: 'PGFEED_BENCH_DAEMON' },
 ];
 
 for (const c of bad) {
@@ -60,14 +45,26 @@ for (const c of bad) {
   });
 }
 
-t.test('--help exits 0 and lists every env var and flag', async (t) => {
-  for (const args of [['--help'], ['help'], ['-h'], ['serve', '--help']]) {
+t.test('--help exits 0 and lists every env var and flag of serve', async (t) => {
+  for (const args of [['--help'], ['help'], ['-h'], ['serve', '--help'], ['help', 'serve']]) {
     const r = await cli(args);
     t.equal(r.code, 0, `${args.join(' ')}: exit 0`);
     t.match(r.stdout, /^usage: pgfeed/);
     for (const s of Object.values(SETTINGS)) {
       t.ok(r.stdout.includes(s.env), `${args.join(' ')} lists ${s.env}`);
       t.ok(r.stdout.includes(s.flag), `${args.join(' ')} lists ${s.flag}`);
+    }
+  }
+});
+
+t.test('migrate --help lists its own options, and only those', async (t) => {
+  for (const args of [['migrate', '--help'], ['help', 'migrate']]) {
+    const r = await cli(args);
+    t.equal(r.code, 0, `${args.join(' ')}: exit 0`);
+    t.match(r.stdout, /^usage: pgfeed migrate/);
+    for (const [key, s] of Object.entries(SETTINGS)) {
+      const listed = r.stdout.includes(s.flag + ' ');
+      t.equal(listed, (MIGRATE_SETTINGS as readonly string[]).includes(key), `${s.flag} ${listed ? 'is' : 'is not'} listed`);
     }
   }
 });
@@ -79,7 +76,7 @@ t.test('--version prints the package version', async (t) => {
 });
 
 t.test('loadConfig: defaults', async (t) => {
-  const c = loadConfig([], {});
+  const c = loadConfig([], {}).config;
   t.equal(c.databaseUrl, '');
   t.equal(c.host, '127.0.0.1');
   t.equal(c.port, 8787);
@@ -91,7 +88,7 @@ t.test('loadConfig: defaults', async (t) => {
 });
 
 t.test('loadConfig: env vars are read and parsed', async (t) => {
-  const c = loadConfig([], { DATABASE_URL: 'postgres://u@h/db', PGFEED_PORT: '9000', PGFEED_DEMO: '1', PGFEED_LOG_LEVEL: 'warn', HOME: '/root' });
+  const c = loadConfig([], { DATABASE_URL: 'postgres://u@h/db', PGFEED_PORT: '9000', PGFEED_DEMO: '1', PGFEED_LOG_LEVEL: 'warn', HOME: '/root' }).config;
   t.equal(c.databaseUrl, 'postgres://u@h/db');
   t.equal(c.port, 9000);
   t.equal(c.demo, true);
@@ -100,19 +97,31 @@ t.test('loadConfig: env vars are read and parsed', async (t) => {
 
 t.test('loadConfig: a flag wins over its env var', async (t) => {
   const env = { PGFEED_PORT: '9000', PGFEED_HOST: '0.0.0.0', PGFEED_DEMO: 'true', DATABASE_URL: 'postgres://env/db' };
-  const c = loadConfig(['--port', '9100', '--host=::1', '--demo=false', '--database-url', 'postgresql://flag/db'], env);
+  const c = loadConfig(['--port', '9100', '--host=::1', '--demo=false', '--database-url', 'postgresql://flag/db'], env).config;
   t.equal(c.port, 9100, '--port wins over PGFEED_PORT');
   t.equal(c.host, '::1', '--host=... wins over PGFEED_HOST');
   t.equal(c.demo, false, '--demo=false wins over PGFEED_DEMO');
   t.equal(c.databaseUrl, 'postgresql://flag/db');
-  t.equal(loadConfig(['--demo'], {}).demo, true, 'a bare --demo means true');
-  t.equal(loadConfig(['--demo', '--port', '1'], {}).port, 1, 'a bare --demo does not take the next argument');
+  t.equal(loadConfig(['--demo'], {}).config.demo, true, 'a bare --demo means true');
+  t.equal(loadConfig(['--demo', '--port', '1'], {}).config.port, 1, 'a bare --demo does not take the next argument');
+  t.equal(loadConfig(['--port', '1', '--port', '2'], {}).config.port, 2, 'the last of a repeated flag wins');
   // Only the value in use is parsed: a bad env var under a flag does not matter.
-  t.equal(loadConfig(['--port', '1'], { PGFEED_PORT: 'abc' }).port, 1, 'an overridden env value is not parsed');
+  t.equal(loadConfig(['--port', '1'], { PGFEED_PORT: 'abc' }).config.port, 1, 'an overridden env value is not parsed');
+});
+
+t.test('loadConfig: the settings given are told apart from defaults', async (t) => {
+  const { config, given } = loadConfig(['--channel', 'c'], { PGFEED_NOTIFY: 'false' }, MIGRATE_SETTINGS);
+  t.same(config, { databaseUrl: '', channel: 'c', notify: false, logLevel: 'info' }, 'only the settings of the command');
+  t.same([...given].sort(), ['channel', 'notify'], 'a flag or an env var is given; a default is not');
+});
+
+t.test("loadConfig: another command's env var is ignored, its flag refused", async (t) => {
+  t.same(loadConfig([], { PGFEED_PORT: 'abc' }, MIGRATE_SETTINGS).config.logLevel, 'info', 'PGFEED_PORT is not read by migrate, not even parsed');
+  t.throws(() => loadConfig(['--port', '1'], {}, MIGRATE_SETTINGS), { code: 'invalid_config', message: /unknown option --port/ });
 });
 
 t.test('loadConfig: the result is frozen', async (t) => {
-  const c = loadConfig([], {});
+  const c = loadConfig([], {}).config;
   t.ok(Object.isFrozen(c));
   t.throws(() => {
     (c as { port: number }).port = 1;
@@ -138,6 +147,8 @@ t.test('loadConfig: errors are invalid_config and name the key', async (t) => {
       t.match((err as Error).message, re);
     }
   }
-  // Env vars of the test and bench tools are not pgfeed settings and are ignored.
-  t.doesNotThrow(() => loadConfig([], { PGFEED_TEST_DATABASE_URL: 'x', PGFEED_BENCH_STREAMS: '1', OTHER: 'y' }));
+  // Every unknown PGFEED_ variable is refused, the test and bench tools' own
+  // included: they keep them out of the daemons they start. Others are not pgfeed's.
+  t.throws(() => loadConfig([], { PGFEED_TEST_DATABASE_URL: 'x' }), { code: 'invalid_config', message: /PGFEED_TEST_DATABASE_URL/ });
+  t.doesNotThrow(() => loadConfig([], { OTHER: 'y', PGFEEDX: 'z' }));
 });

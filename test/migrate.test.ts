@@ -2,23 +2,7 @@
 import t from 'tap';
 import pg from 'pg';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
-import { readState, withDatabase } from './harness/state.js';
-
-async function emptyDatabase(t: { teardown(fn: () => unknown): void }): Promise<string> {
-  const state = readState();
-  const name = `pgfeed_m_${Math.random().toString(36).slice(2, 10)}`;
-  const admin = new pg.Client({ connectionString: state.adminUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${name}`);
-  await admin.end();
-  t.teardown(async () => {
-    const a = new pg.Client({ connectionString: state.adminUrl });
-    await a.connect();
-    await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await a.end();
-  });
-  return withDatabase(state.adminUrl, name);
-}
+import { emptyDatabase } from './harness/db.js';
 
 t.test('applies every file once, in order; a second run is a no-op', async (t) => {
   const url = await emptyDatabase(t);
@@ -49,4 +33,21 @@ t.test('a database migrated by a newer pgfeed is refused', async (t) => {
   await c.query(`INSERT INTO pgfeed.migrations (id, name) VALUES (999, '999_future.sql')`);
   await c.end();
   await t.rejects(migrate(url), { code: 'database_too_new' });
+});
+
+t.test('settings: "created" writes them only in the run that creates the schema, "always" on every run', async (t) => {
+  const url = await emptyDatabase(t);
+  const read = async () => {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const { rows } = await c.query('SELECT channel, notify FROM pgfeed.settings');
+    await c.end();
+    return rows[0];
+  };
+  await migrate(url, { values: { channel: 'first', notify: false }, when: 'created' });
+  t.same(await read(), { channel: 'first', notify: false }, 'the run that created the schema wrote them');
+  await migrate(url, { values: { channel: 'second', notify: true }, when: 'created' });
+  t.same(await read(), { channel: 'first', notify: false }, 'a later run with "created" leaves them');
+  await migrate(url, { values: { notify: true }, when: 'always' });
+  t.same(await read(), { channel: 'first', notify: true }, '"always" writes the values given, and only those');
 });

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { daemonEnv } from '../../test/helpers/daemon-env.js';
 import { startScratchPostgres, type ScratchPostgres } from '../../test/helpers/scratch-postgres.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -96,7 +97,7 @@ export class BenchDb {
 async function migrate(url: string): Promise<void> {
   const cli = path.join(ROOT, 'dist/cli.js');
   if (existsSync(cli)) {
-    await promisify(execFile)(process.execPath, [cli, 'migrate'], { env: { ...process.env, DATABASE_URL: url }, cwd: ROOT });
+    await promisify(execFile)(process.execPath, [cli, 'migrate'], { env: daemonEnv({ DATABASE_URL: url }), cwd: ROOT });
     return;
   }
   const dir = process.env.PGFEED_BENCH_SQL_DIR ?? path.join(ROOT, 'sql');

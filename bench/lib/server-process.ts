@@ -5,6 +5,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { daemonEnv } from '../../test/helpers/daemon-env.js';
 
 export type ServerKind = 'pgfeed' | 'raw' | 'naive';
 
@@ -56,14 +57,13 @@ export class ServerProcess {
         : ['--import', 'tsx', `${ROOT}bench/${kind}-server.ts`];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,
-      env: {
-        ...process.env,
+      env: daemonEnv({
         ...(o.databaseUrl ? { DATABASE_URL: o.databaseUrl } : {}),
         PGFEED_HOST: '127.0.0.1',
         PGFEED_PORT: String(o.port ?? 0),
         PGFEED_LOG_LEVEL: process.env.PGFEED_LOG_LEVEL ?? 'info',
         ...o.env,
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     live.add(proc);

@@ -36,6 +36,7 @@ export interface Summary {
   catchup: { single_stream_events_per_s: number; reconnect_streams: number; reconnect_seconds: number; rows_read_ratio: number; [extra: string]: unknown };
   storm: { streams: number; resume_seconds: number; lost: number; [extra: string]: unknown };
   capture: { single_row_ratio: number; bulk_ratio: number; concurrent_ratio: number; [extra: string]: unknown };
+  resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
 }
 
 export function machine(): string {
@@ -58,6 +59,7 @@ export function emptySummary(): Summary {
     catchup: { single_stream_events_per_s: 0, reconnect_streams: 0, reconnect_seconds: 0, rows_read_ratio: 0 },
     storm: { streams: 0, resume_seconds: 0, lost: 0 },
     capture: { single_row_ratio: 0, bulk_ratio: 0, concurrent_ratio: 0 },
+    resume: { log_rows: 0, found_old_p50_ms: 0, found_new_p50_ms: 0, found_ratio: 0 },
   };
 }
 

@@ -1,11 +1,10 @@
 import pgListen, { type Subscriber } from 'pg-listen';
+import { backoffDelay, type Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 
-/** 500 ms, 1 s, 2 s, 4 s … capped at 10 s, each jittered to 50–100 %. */
-export function backoff(attempt: number): number {
-  return Math.min(10_000, 500 * 2 ** Math.min(attempt, 5)) * (0.5 + Math.random() / 2);
-}
+/** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s (see backoff.ts). */
+const LISTEN_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
 
 /** Stops a subscriber for good. An 'error' listener stays: an emitter without one throws. */
 async function detach(sub: Subscriber): Promise<void> {
@@ -43,7 +42,8 @@ export class Listener {
         {
           // The payload is a seq we never need: keep it a string, never JSON.parse it.
           parse: (s: string) => s,
-          retryInterval: backoff,
+          // pg-listen counts its reconnect attempts from 1.
+          retryInterval: (attempt: number) => backoffDelay(LISTEN_RETRY, attempt - 1),
           retryLimit: Infinity,
           retryTimeout: Number.MAX_SAFE_INTEGER,
           paranoidChecking: 10_000,
@@ -67,7 +67,7 @@ export class Listener {
         return;
       } catch (err) {
         await detach(sub);
-        const delay = backoff(attempt++);
+        const delay = backoffDelay(LISTEN_RETRY, attempt++);
         this.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'cannot LISTEN yet; retrying');
         await new Promise<void>((r) => (this.retryTimer = setTimeout(r, delay)));
       }

@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
 import { PgfeedError } from '../errors.js';
+import { writeSettings, type ClusterSettings } from './settings.js';
 
 const SQL_DIR = new URL('../../sql/', import.meta.url);
 
@@ -25,10 +26,21 @@ export async function loadMigrations(dir: URL = SQL_DIR): Promise<Migration[]> {
 }
 
 /**
+ * Settings to write to pgfeed.settings once migrated, still under the
+ * migration lock: a second process that migrates (or a `serve` that then
+ * checks them) sees them written. `when: 'created'` writes them only if this
+ * run created pgfeed's schema, i.e. on a brand-new database.
+ */
+export interface SettingsWrite {
+  readonly values: Partial<ClusterSettings>;
+  readonly when: 'always' | 'created';
+}
+
+/**
  * Applies the pending files of sql/ in order, each in its own transaction.
  * Returns the names applied now (empty when the database was up to date).
  */
-export async function migrate(connectionString: string): Promise<string[]> {
+export async function migrate(connectionString: string, settings?: SettingsWrite): Promise<string[]> {
   const migrations = await loadMigrations();
   const client = new pg.Client({ connectionString, application_name: 'pgfeed:migrate' });
   // A lost connection also rejects the query in flight, which is what the
@@ -62,6 +74,7 @@ export async function migrate(connectionString: string): Promise<string[]> {
         throw new PgfeedError('migration_failed', `Migration ${m.name} failed: ${(err as Error).message}`, { cause: err });
       }
     }
+    if (settings && (settings.when === 'always' || done.size === 0)) await writeSettings(client, settings.values);
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => {});
     await client.end();

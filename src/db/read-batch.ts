@@ -7,11 +7,11 @@ export const BATCH_SIZE = 512;
 type Queryable = Pick<pg.Pool | pg.PoolClient | pg.Client, 'query'>;
 
 /** `pr_*` → `pr\_%`: the prefix is matched literally, whatever it contains. */
-export function likePrefix(glob: string): string {
+function likePrefix(glob: string): string {
   return glob.slice(0, -1).replace(/[\\%_]/g, (c) => '\\' + c) + '%';
 }
 
-export function splitTypes(types: readonly string[]): { exact: string[]; prefixes: string[] } {
+function splitTypes(types: readonly string[]): { exact: string[]; prefixes: string[] } {
   const exact: string[] = [];
   const prefixes: string[] = [];
   for (const t of types) (t.endsWith('*') ? prefixes : exact).push(t.endsWith('*') ? likePrefix(t) : t);

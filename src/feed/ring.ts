@@ -8,7 +8,7 @@ import { isAfter } from '../position.js';
  * from memory; one before it must read Postgres.
  */
 export class Ring {
-  private buf: (FeedEvent | undefined)[];
+  private readonly buf: (FeedEvent | undefined)[];
   private first = 0; // index of the oldest event
   private count = 0;
   private bytesHeld = 0;
@@ -29,6 +29,7 @@ export class Ring {
   get size(): number {
     return this.count;
   }
+  /** The same count, by the name an EventList has: eachSlab reads the ring as one (slabs.ts). */
   get length(): number {
     return this.count;
   }
@@ -45,15 +46,6 @@ export class Ring {
     this.buf[(this.first + this.count) % this.maxEvents] = ev;
     this.count++;
     this.bytesHeld += ev.frame.length;
-  }
-
-  /** Everything is gone, and nothing at or before `pos` may be served from memory. */
-  reset(pos: Position): void {
-    this.buf = new Array(this.maxEvents);
-    this.first = 0;
-    this.count = 0;
-    this.bytesHeld = 0;
-    this.startPos = pos;
   }
 
   private evict(): void {

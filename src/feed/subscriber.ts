@@ -1,3 +1,4 @@
+import { backoffDelay, type Backoff } from '../backoff.js';
 import type { FeedEvent, Filter, Position } from '../interfaces.js';
 import { comparePositions, isAfter, maxPosition } from '../position.js';
 import type { Logger } from '../log.js';
@@ -13,6 +14,9 @@ import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 /** How often a stream that read from a newer Postgres run than the tail's checks whether the tail has caught up, and for how long. */
 const RESTART_RECHECK_MS = 20;
 const RESTART_WAIT_MS = 10_000;
+
+/** Up to 200 ms, 400 ms, 800 ms … then 5 s between failed catch-up reads (see backoff.ts). */
+const CATCHUP_RETRY: Backoff = { baseMs: 200, capMs: 5_000 };
 
 export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
 
@@ -189,8 +193,8 @@ export class Subscriber implements Receiver {
         } catch (err) {
           if (this.state !== 'catching_up') return;
           this.dbFailures++;
-          const delay = Math.min(5_000, 200 * 2 ** Math.min(this.dbFailures - 1, 5));
-          this.deps.log.warn({ err: (err as Error).message, retryInMs: delay }, 'catch-up read failed; retrying');
+          const delay = backoffDelay(CATCHUP_RETRY, this.dbFailures - 1);
+          this.deps.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'catch-up read failed; retrying');
           await this.wait(delay);
           continue;
         }

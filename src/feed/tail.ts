@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { backoffDelay, type Backoff } from '../backoff.js';
 import type { Position } from '../interfaces.js';
 import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
@@ -8,6 +9,9 @@ import type { Metrics } from '../metrics.js';
 import { encodeEvent } from './frame.js';
 import { Ring } from './ring.js';
 import type { Hub } from './hub.js';
+
+/** Up to 100 ms, 200 ms, 400 ms … then 5 s between failed reads (see backoff.ts). */
+const READ_RETRY: Backoff = { baseMs: 100, capMs: 5_000 };
 
 export interface TailOptions {
   readonly pollMs: number;
@@ -103,8 +107,7 @@ export class Tail {
       } catch (err) {
         this.lastError = err as Error;
         this.failures++;
-        // 100 ms, 200 ms, 400 ms … capped at 5 s, jittered so replicas spread out.
-        const delay = Math.min(5_000, 100 * 2 ** Math.min(this.failures - 1, 6)) * (0.5 + Math.random() / 2);
+        const delay = backoffDelay(READ_RETRY, this.failures - 1);
         this.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'tail read failed; retrying');
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.wake(), delay);

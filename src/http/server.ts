@@ -1,4 +1,5 @@
 import type pg from 'pg';
+import { backoffDelay, type Backoff } from '../backoff.js';
 import { PgfeedError } from '../errors.js';
 import type { FeedDeps } from '../feed/subscriber.js';
 import type { Logger } from '../log.js';
@@ -76,6 +77,9 @@ export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
     });
 }
 
+/** Up to 250 ms, 500 ms, 1 s, then 2 s between attempts to bind (see backoff.ts). */
+const BIND_RETRY: Backoff = { baseMs: 250, capMs: 2_000 };
+
 /**
  * Binds, retrying for up to `retryMs` while the port is busy. A restarted
  * daemon often finds its port held by the previous process's closing
@@ -90,7 +94,7 @@ export async function listenWithRetry(app: TemplatedApp, host: string, port: num
     } catch (err) {
       if (port === 0 || Date.now() >= deadline) throw err;
       onRetry(err as Error);
-      await new Promise((r) => setTimeout(r, Math.min(2_000, 250 * 2 ** attempt)));
+      await new Promise((r) => setTimeout(r, backoffDelay(BIND_RETRY, attempt)));
     }
   }
 }

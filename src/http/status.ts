@@ -24,6 +24,7 @@ export const STATUS: Record<ErrorCode, string> = {
   invalid_config: '500 Internal Server Error',
   migration_failed: '500 Internal Server Error',
   database_too_new: '500 Internal Server Error',
+  settings_mismatch: '500 Internal Server Error',
 };
 
 export function sendJson(res: HttpResponse, status: string, body: unknown, headers: Record<string, string> = {}): void {

@@ -2,6 +2,7 @@
 // that never come must cost latency, never events.
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
+import { runCli } from '../helpers/cli.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
 
@@ -55,12 +56,13 @@ t.test('query connections killed under a subscriber: it still catches up', async
 });
 
 t.test('PGFEED_NOTIFY=false: writers never notify, and the poll delivers everything', async (t) => {
+  // The setting belongs to the database: migrate turns writer notifications off, and the daemon checks it.
+  t.equal((await runCli(['migrate', '--notify', 'false'], { DATABASE_URL: db.url })).code, 0, 'pgfeed migrate --notify false');
   const quiet = await startDaemon(t, db.url, { PGFEED_NOTIFY: 'false', PGFEED_POLL_MS: '100' });
   t.teardown(async () => {
     await quiet.stop();
     await db.pool.query('UPDATE pgfeed.settings SET notify = true');
   });
-  t.equal((await db.pool.query('SELECT notify FROM pgfeed.settings')).rows[0].notify, false, 'the daemon turned writer notifications off');
   const c = await connectSse(`${quiet.base}/v1/events?project=nonotify&after=now`);
   t.teardown(() => c.close());
   await c.waitFor((c) => c.retry !== null);

@@ -1,6 +1,6 @@
 // A backend terminated during start-up delays the daemon; it must not end it.
 // Regression: only the migration step retried; a query connection killed
-// while Daemon.start() ran (its settings UPDATE or the tail's first read)
+// while Daemon.start() ran (its settings check or the tail's first read)
 // made `pgfeed serve` print the error and exit 1. Found by npm run test:faults
 // (a pg_terminate_backend of pgfeed:query landing during a restart).
 import t from 'tap';

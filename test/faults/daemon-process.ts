@@ -8,6 +8,7 @@ import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'n
 import { request, type ClientRequest } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { daemonEnv } from '../helpers/daemon-env.js';
 
 export type ReplicaState = 'down' | 'starting' | 'up' | 'frozen';
 
@@ -93,14 +94,13 @@ export class Replica {
     this.log.write(`--- incarnation ${this.incarnation} ${new Date().toISOString()}\n`);
     const child = spawn(process.execPath, [cli, 'serve'], {
       cwd: this.opts.root,
-      env: {
-        ...process.env,
+      env: daemonEnv({
         DATABASE_URL: this.opts.databaseUrl,
         PGFEED_HOST: '127.0.0.1',
         PGFEED_PORT: '0',
         PGFEED_LOG_LEVEL: 'info',
         ...this.opts.env,
-      },
+      }),
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

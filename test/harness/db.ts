@@ -68,3 +68,20 @@ export async function testDatabase(t: Teardown, opts: { poolSize?: number } = {}
   t.teardown(() => db.close());
   return db;
 }
+
+/** A database with nothing in it, not even pgfeed's schema; dropped afterwards. */
+export async function emptyDatabase(t: Teardown): Promise<string> {
+  const state = readState();
+  const name = `pgfeed_e_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: state.adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  t.teardown(async () => {
+    const a = new pg.Client({ connectionString: state.adminUrl });
+    await a.connect();
+    await a.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await a.end();
+  });
+  return withDatabase(state.adminUrl, name);
+}

@@ -63,18 +63,6 @@ t.test('eviction by bytes', async (t) => {
   t.same(r.start, { xid: 4, seq: 4 });
 });
 
-t.test('reset empties the ring and moves start', async (t) => {
-  const r = new Ring(4, 1000, START);
-  for (let i = 1; i <= 3; i++) r.push(ev(i, i));
-  r.reset({ xid: 50, seq: 0 });
-  t.equal(r.size, 0);
-  t.equal(r.bytes, 0);
-  t.same(r.start, { xid: 50, seq: 0 });
-  t.notOk(r.covers({ xid: 3, seq: 3 }));
-  r.push(ev(51, 7));
-  t.same(contents(r), [{ xid: 51, seq: 7 }]);
-});
-
 t.test('indexAfter: binary search in (xid, seq) order, seqs not monotonic', async (t) => {
   const r = new Ring(16, 1_000_000, START);
   // Delivery order is (xid, seq): seq 9 commits in an earlier xid than seq 3.
