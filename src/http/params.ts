@@ -30,7 +30,6 @@ function parseQuery(query: string, allowed: readonly string[]): Map<string, stri
 
 function parseProject(raw: string | undefined): string {
   if (raw === undefined || raw === '') throw new PgfeedError('missing_project');
-  // eslint-disable-next-line no-control-regex
   if (raw.length > 200 || /[\x00-\x1f\x7f]/.test(raw)) throw new PgfeedError('invalid_project');
   return raw;
 }

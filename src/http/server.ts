@@ -39,7 +39,6 @@ export interface HttpServer {
   readonly port: number;
   /** Stops accepting connections; open ones are ended by their owners. */
   stopListening(): void;
-  app: TemplatedApp;
 }
 
 export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
@@ -102,7 +101,6 @@ export function listen(app: TemplatedApp, host: string, port: number): Promise<H
       let listening = true;
       resolve({
         port: uWS.us_socket_local_port(socket),
-        app,
         stopListening() {
           if (!listening) return;
           listening = false;

@@ -1,4 +1,4 @@
-import { ERROR_CODES, type ErrorCode, PgfeedError } from '../errors.js';
+import type { ErrorCode, PgfeedError } from '../errors.js';
 import type { HttpResponse } from './uws.js';
 
 /** The one table from error code to HTTP status. */
@@ -39,8 +39,4 @@ export function sendJson(res: HttpResponse, status: string, body: unknown, heade
 /** `{"error":{"code","message", ...detail}}` with the code's status. */
 export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
   sendJson(res, STATUS[err.code], { error: { code: err.code, message: err.message, ...detail } }, headers);
-}
-
-export function errorOf(code: ErrorCode, message?: string): PgfeedError {
-  return new PgfeedError(code, message ?? ERROR_CODES[code]);
 }
