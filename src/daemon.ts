@@ -3,9 +3,10 @@ import type { Config } from './config.js';
 import { Listener } from './db/listener.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
-import type { FeedDeps } from './feed/subscriber.js';
+import { Feed } from './feed/feed.js';
 import { Tail } from './feed/tail.js';
-import { createApp, listenWithRetry, type HttpServer, type Readiness } from './http/server.js';
+import type { Readiness } from './http/context.js';
+import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
 import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -52,18 +53,21 @@ export class Daemon {
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
-    const feed: FeedDeps = {
-      tail: this.tail,
-      hub: this.hub,
-      catchup: new Catchup(this.pool, this.config.catchupConcurrency, this.metrics),
-      metrics: this.metrics,
-      log: this.log,
-      slowClientTimeoutMs: this.config.slowClientTimeoutMs,
-    };
+    const feed = new Feed(
+      {
+        tail: this.tail,
+        hub: this.hub,
+        catchup: new Catchup(this.pool, this.config.catchupConcurrency, this.metrics),
+        pool: this.pool,
+        metrics: this.metrics,
+        log: this.log,
+      },
+      { slowClientTimeoutMs: this.config.slowClientTimeoutMs },
+    );
     const app = createApp({
       feed,
-      pool: this.pool,
       streams: this.streams,
+      metrics: this.metrics,
       log: this.log,
       retryMs: this.config.retryMs,
       closing: () => this.closing,
