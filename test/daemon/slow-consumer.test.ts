@@ -4,7 +4,7 @@
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
-import { connectSse } from '../helpers/sse-client.js';
+import { connectSse, getJson } from '../helpers/sse-client.js';
 
 const db = await testDatabase(t);
 // A small ring, so the paused client falls out of it and must resume from Postgres.
@@ -57,4 +57,30 @@ t.test('a client that reads nothing for longer than the blocked-write limit resu
   }
   const expected = (await db.pool.query<{ s: string }>(`SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = 'stall' ORDER BY c.xid, c.seq`)).rows.map((r) => Number(r.s));
   t.same(got, expected, 'every event exactly once across the close and resume');
+});
+
+t.test('a stream pgfeed closes for making no progress gives its place back', async (t) => {
+  // Below uWS's own 10 s limit, so pgfeed, not uWS, ends the stream; one place only.
+  const d = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: '1000', PGFEED_MAX_STREAMS: '1' });
+  const stuck = await connectSse(`${d.base}/v1/events?project=stuck&after=now`);
+  t.teardown(() => stuck.close());
+  await stuck.waitFor((c) => c.retry !== null);
+  stuck.pause();
+  const pad = 'z'.repeat(4000);
+  await db.pool.query(`SELECT pgfeed.emit('stuck', 'bulk', jsonb_build_object('i', g, 'pad', $1::text)) FROM generate_series(1, 3000) g`, [pad]);
+  const deadline = Date.now() + 20_000;
+  while ((await metric(d.base, 'pgfeed_slow_streams_closed_total')) < 1) {
+    if (Date.now() > deadline) throw new Error('the paused stream was not closed for making no progress');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The close and the release happen together: no wait needed after the counter moved.
+  const ready = await getJson(`${d.base}/readyz`);
+  t.equal(ready.body.streams, 0, '/readyz no longer counts it');
+  // Not an EventSource's Accept: a refusal would be a 503, not a stream.
+  const next = await connectSse(`${d.base}/v1/events?project=stuck&after=now`, { Accept: '*/*' });
+  t.teardown(() => next.close());
+  t.equal(next.status, 200, 'and a new stream takes its place');
+  await db.pool.query(`SELECT pgfeed.emit('stuck', 'marker', '{}')`);
+  await next.waitFor((c) => c.seqs.length === 1, 10_000, 'an event on the new stream');
+  t.pass('the new stream streams');
 });
