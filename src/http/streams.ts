@@ -50,13 +50,11 @@ export class Streams {
     }
   }
 
-  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. Returns how many were open. */
-  endAll(): number {
+  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
+  endAll(): void {
     clearInterval(this.timer);
-    const open = this.sse.size + this.polls.size;
     // Ending a sink removes its stream from `sse`: iterate over a copy.
     for (const s of [...this.sse]) s.sink.end();
     for (const p of [...this.polls]) p.finish();
-    return open;
   }
 }

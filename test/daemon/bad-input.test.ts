@@ -137,6 +137,12 @@ t.test('/v1/changes: limit and wait out of range', async (t) => {
   for (const q of ['limit=1', 'limit=512', 'wait=0']) t.equal((await getJson(`${daemon.base}/v1/changes?project=x&${q}`)).status, 200, `${q} is accepted`);
 });
 
+t.test('/v1/events: event_names other than on or off', async (t) => {
+  // request() sends Accept: text/event-stream, as an EventSource does: bad input is still a JSON 400.
+  for (const v of ['', 'OFF', 'false', 'none']) await rejected(t, `/v1/events?project=x&event_names=${v}`, 400, 'invalid_event_names');
+  await rejected(t, '/v1/changes?project=x&event_names=off', 400, 'unknown_parameter');
+});
+
 t.test('unknown path and method', async (t) => {
   await rejected(t, '/nope', 404, 'not_found');
   await rejected(t, '/v1/events/extra?project=x', 404, 'not_found');
