@@ -37,11 +37,14 @@ export const CONTROL_PREFIX = 'pgfeed.';
 /** The conditions a stream request is told to retry, rather than refused for good. */
 export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable'>;
 
-/** The control events, by name, with their data. */
+/** The control events, by name, with what their data holds besides `type`. */
 export interface ControlEvents {
   /** The daemon cannot serve the stream right now; the response ends and the client reconnects after `retry:`. */
   readonly 'pgfeed.unavailable': { readonly code: UnavailableCode; readonly message: string };
 }
+
+/** A control event's data. Like a ChangeEvent it has `type`, so one handler can tell every event apart. */
+export type ControlEvent<K extends keyof ControlEvents> = { readonly type: K } & ControlEvents[K];
 
 /** `?event_names=`: `on` names each event by its type; `off` leaves names out, so `onmessage` gets every event. */
 export type EventNames = 'on' | 'off';
@@ -76,7 +79,8 @@ export function sseEvent(fields: { readonly id?: string; readonly event?: string
 }
 
 export function controlEvent<K extends keyof ControlEvents>(type: K, data: ControlEvents[K]): string {
-  return sseEvent({ event: type, data: JSON.stringify(data) });
+  const event: ControlEvent<K> = { type, ...data };
+  return sseEvent({ event: type, data: JSON.stringify(event) });
 }
 
 export function retryField(ms: number): string {

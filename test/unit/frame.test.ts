@@ -79,7 +79,7 @@ t.test('a type or project with newlines cannot break the frame', async (t) => {
 
 t.test('control, retry and ping frames', async (t) => {
   const c = controlFrame('pgfeed.unavailable', { code: 'over_capacity', message: 'x\ny' });
-  t.same(lines(c), ['event: pgfeed.unavailable', 'data: {"code":"over_capacity","message":"x\\ny"}'], 'no id: a control event never moves the cursor');
+  t.same(lines(c), ['event: pgfeed.unavailable', 'data: {"type":"pgfeed.unavailable","code":"over_capacity","message":"x\\ny"}'], 'no id: a control event never moves the cursor');
   t.same(lines(Buffer.from(sseEvent({ event: 'pgfeed.reset\n', data: '{}' }))), ['event: pgfeed.reset_', 'data: {}'], 'a control event name is sanitised like any other');
   for (let i = 0; i < 50; i++) {
     const m = /^retry: (\d+)\n\n$/.exec(retryFrame(2000).toString());
