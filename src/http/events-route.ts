@@ -1,7 +1,7 @@
 import { PgfeedError } from '../errors.js';
 import { retryFrame } from '../feed/frame.js';
 import type { RouteContext } from './context.js';
-import { parseStreamParams } from './params.js';
+import { parseStreamParams, type EventsParams } from './params.js';
 import { admit, type Admitted } from './pipeline.js';
 import { reject } from './reject.js';
 import { writeSseHead } from './sse-head.js';
@@ -36,7 +36,7 @@ async function open(
   ctx: RouteContext, res: HttpResponse, sink: SseSink, query: string, lastEventIds: string[], eventSource: boolean,
   opened: (stream: OpenStream) => void,
 ): Promise<void> {
-  let admitted: Admitted<ReturnType<typeof parseStreamParams>> | undefined;
+  let admitted: Admitted<EventsParams> | undefined;
   try {
     admitted = await admit(ctx, () => {
       // Two cursors are ambiguous: refuse rather than pick one.
