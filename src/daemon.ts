@@ -4,16 +4,14 @@ import { Listener } from './db/listener.js';
 import { checkSettings } from './db/settings.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
-import type { FeedDeps } from './feed/subscriber.js';
+import { Feed } from './feed/feed.js';
 import { Tail } from './feed/tail.js';
-import { createApp, listenWithRetry, type HttpServer, type Readiness } from './http/server.js';
+import type { Readiness } from './http/context.js';
+import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
 import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
-
-/** How long shutdown waits for clients to close ended streams first (see close()). */
-const CLIENT_CLOSE_GRACE_MS = 1_000;
 
 /**
  * One pgfeed daemon: the listener, the shared tail, the hub and the HTTP
@@ -50,18 +48,21 @@ export class Daemon {
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
-    const feed: FeedDeps = {
-      tail: this.tail,
-      hub: this.hub,
-      catchup: new Catchup(this.pool, this.config.catchupConcurrency, this.metrics),
-      metrics: this.metrics,
-      log: this.log,
-      slowClientTimeoutMs: this.config.slowClientTimeoutMs,
-    };
+    const feed = new Feed(
+      {
+        tail: this.tail,
+        hub: this.hub,
+        catchup: new Catchup(this.pool, this.config.catchupConcurrency, this.metrics),
+        pool: this.pool,
+        metrics: this.metrics,
+        log: this.log,
+      },
+      { slowClientTimeoutMs: this.config.slowClientTimeoutMs },
+    );
     const app = createApp({
       feed,
-      pool: this.pool,
       streams: this.streams,
+      metrics: this.metrics,
       log: this.log,
       retryMs: this.config.retryMs,
       closing: () => this.closing,
@@ -110,11 +111,10 @@ export class Daemon {
     if (this.closing) return;
     this.closing = true;
     this.server?.stopListening();
-    const ended = this.streams?.endAll() ?? 0;
-    // Give clients a moment to close the ended connections themselves. A
-    // connection the server closes first stays in TIME_WAIT on the server's
-    // port for about 60 s, and a restart on that port cannot bind until then.
-    if (ended) await new Promise((r) => setTimeout(r, Math.min(CLIENT_CLOSE_GRACE_MS, this.config.shutdownTimeoutMs / 4)));
+    // Streams carry Connection: close, so clients open new connections to
+    // reconnect. Waiting for them to close these first was measured to buy
+    // nothing: a restart on the same port binds at once either way.
+    this.streams?.endAll();
     await this.tail.close();
     await this.listener.close();
     await this.pool.end().catch(() => {});

@@ -12,6 +12,7 @@ export const ERROR_CODES = {
   invalid_types: 'types must be a comma-separated list of up to 32 event names or prefix globs such as orders.* (letters, digits, _ . : - and a trailing *).',
   invalid_limit: 'limit must be an integer from 1 to 512.',
   invalid_wait: 'wait must be an integer number of seconds from 0 to 30.',
+  invalid_event_names: 'event_names must be on (each event named by its type) or off (no event: lines, so onmessage receives every event).',
   unknown_parameter: 'This endpoint does not take that parameter; remove it.',
   duplicate_parameter: 'Each parameter may be given once.',
   unknown_cursor: 'No event has that seq in this project. Resume from a seq you received, or from after=0.',

@@ -33,6 +33,9 @@ export interface Filter {
   readonly types: readonly string[];
 }
 
+/** A cursor as a client gives it: the start of history, the head, or an event's seq. */
+export type Cursor = { readonly kind: 'start' } | { readonly kind: 'now' } | { readonly kind: 'seq'; readonly seq: number };
+
 /** One change, as read from pgfeed.change_log. `data` stays JSON text: it is never parsed. */
 export interface ChangeRow {
   readonly seq: number;

@@ -131,6 +131,7 @@ export class LoadClient {
   }
 
   private event(ev: SseEvent): void {
+    if (ev.event === 'pgfeed.unavailable') return this.refused(JSON.parse(ev.data).code);
     if (ev.id === undefined || ev.event.startsWith('pgfeed.')) return;
     this.lastId = ev.id;
     this.received.push(Number(ev.id));
@@ -145,6 +146,19 @@ export class LoadClient {
       for (let c = ev.data.charCodeAt(i); c >= 48 && c <= 57; c = ev.data.charCodeAt(++i)) v = v * 10 + (c - 48);
       if (v > 0) this.hooks.onLatency(this.arrivalUs - v);
     }
+  }
+
+  /**
+   * pgfeed answers a stream it cannot serve right now (full, shutting down,
+   * no database) with a 200 that says so and ends, since an EventSource
+   * gives up on any other status: count it as the refusal it is, by code.
+   */
+  private refused(code: string): void {
+    if (!this.open) return;
+    this.open = false;
+    this.opens--;
+    this.failures++;
+    this.hooks.onFail(this, code);
   }
 
   close(): void {

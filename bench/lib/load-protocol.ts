@@ -23,7 +23,7 @@ export interface WorkerStats {
   lastEventAt: number;
   disconnects: number;
   failures: number;
-  /** Failed attempts by HTTP status or socket error, e.g. { "503": 12, "ECONNREFUSED": 3 }. */
+  /** Failed attempts by HTTP status, pgfeed.unavailable code or socket error, e.g. { "503": 12, "over_capacity": 4, "ECONNREFUSED": 3 }. */
   statuses: Record<string, number>;
 }
 

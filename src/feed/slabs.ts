@@ -1,4 +1,5 @@
 import type { FeedEvent, Position } from '../interfaces.js';
+import { unnamedParts } from './frame.js';
 
 /**
  * Frames are joined into writes of up to this many bytes. One uWS write per
@@ -26,54 +27,61 @@ export interface EventList {
 /**
  * Cuts events [from, …) that `take` accepts into slabs of at most SLAB_BYTES
  * (a larger frame is a slab of its own), calling `emit` for each until it
- * returns false. Returns how many events were emitted.
+ * returns false. Returns how many events were emitted. `named: false` leaves
+ * out each frame's `event:` line (`?event_names=off`).
  */
 export function eachSlab(
   events: EventList,
   from: number,
   take: (ev: FeedEvent) => boolean,
   emit: (slab: Slab) => boolean,
+  named = true,
 ): number {
   const parts: Buffer[] = [];
   let bytes = 0;
   let start = from;
   let last: Position | null = null;
   let sent = 0;
+  let n = 0;
   const flush = (end: number): boolean => {
     const buf = parts.length === 1 ? parts[0] : Buffer.concat(parts, bytes);
-    const n = parts.length;
     parts.length = 0;
     bytes = 0;
     const ok = emit({ buf, start, end, last: last! });
     sent += n;
+    n = 0;
     start = end;
     return ok;
   };
   for (let i = from; i < events.length; i++) {
     const ev = events.at(i)!;
     if (!take(ev)) continue;
-    if (parts.length && bytes + ev.frame.length > SLAB_BYTES && !flush(i)) return sent;
-    parts.push(ev.frame);
-    bytes += ev.frame.length;
+    const frame = named ? [ev.frame] : unnamedParts(ev.frame);
+    const size = named ? ev.frame.length : frame[0].length + frame[1].length;
+    if (parts.length && bytes + size > SLAB_BYTES && !flush(i)) return sent;
+    parts.push(...frame);
+    bytes += size;
+    n++;
     last = ev.pos;
   }
   if (parts.length) flush(events.length);
   return sent;
 }
 
-const shared = new WeakMap<readonly FeedEvent[], Slab[]>();
+const shared = { named: new WeakMap<readonly FeedEvent[], Slab[]>(), unnamed: new WeakMap<readonly FeedEvent[], Slab[]>() };
 
 /**
  * The slabs of a whole list, built once and shared by every subscriber that
  * takes all of it: a catch-up batch read for many reconnecting streams, or
  * the tail's new events for a project's audience.
  */
-export function slabsOf(events: readonly FeedEvent[]): Slab[] {
-  let slabs = shared.get(events);
+export function slabsOf(events: readonly FeedEvent[], named = true): Slab[] {
+  const cache = named ? shared.named : shared.unnamed;
+  let slabs = cache.get(events);
   if (!slabs) {
     const out: Slab[] = [];
-    eachSlab(events, 0, () => true, (s) => (out.push(s), true));
-    shared.set(events, (slabs = out));
+    eachSlab(events, 0, () => true, (s) => (out.push(s), true), named);
+    cache.set(events, (slabs = out));
   }
   return slabs;
 }

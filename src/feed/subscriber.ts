@@ -7,7 +7,7 @@ import type { Catchup, CatchupBatch } from './catchup.js';
 import type { Hub, Receiver } from './hub.js';
 import type { Sink } from './sink.js';
 import type { Tail } from './tail.js';
-import { typeMatcher, type TypeMatcher } from './type-filter.js';
+import { filterMatcher } from './type-filter.js';
 import { Ring } from './ring.js';
 import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 
@@ -20,13 +20,20 @@ const CATCHUP_RETRY: Backoff = { baseMs: 200, capMs: 5_000 };
 
 export type SubscriberState = 'catching_up' | 'live' | 'paused' | 'closed';
 
-export interface FeedDeps {
+/** The services a stream reads from. */
+export interface SubscriberDeps {
   readonly tail: Tail;
   readonly hub: Hub;
   readonly catchup: Catchup;
   readonly metrics: Metrics;
   readonly log: Logger;
+}
+
+export interface StreamOptions {
+  /** A paused stream that makes no progress for this long is ended (the client resumes). */
   readonly slowClientTimeoutMs: number;
+  /** Name each event by its type (`event:`); false sends every event unnamed, for `onmessage`. */
+  readonly eventNames: boolean;
 }
 
 /**
@@ -44,7 +51,7 @@ export interface FeedDeps {
 export class Subscriber implements Receiver {
   state: SubscriberState = 'catching_up';
   private pos: Position;
-  private readonly matches: TypeMatcher;
+  private readonly takes: (ev: FeedEvent) => boolean;
   private lastProgress = Date.now();
   private stallTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
@@ -53,13 +60,14 @@ export class Subscriber implements Receiver {
   private unfinished?: CatchupBatch;
 
   constructor(
-    private readonly deps: FeedDeps,
+    private readonly deps: SubscriberDeps,
+    private readonly options: StreamOptions,
     private readonly sink: Sink,
     readonly filter: Filter,
     from: Position,
   ) {
     this.pos = from;
-    this.matches = typeMatcher(filter.types);
+    this.takes = filterMatcher(filter);
   }
 
   get project(): string {
@@ -108,7 +116,7 @@ export class Subscriber implements Receiver {
     };
     this.sink.cork(() => {
       const from = this.firstAfter(events);
-      const slabs = wantsAll && Array.isArray(events) ? slabsOf(events as FeedEvent[]) : null;
+      const slabs = wantsAll && Array.isArray(events) ? slabsOf(events as FeedEvent[], this.options.eventNames) : null;
       const at = slabs ? slabs.findIndex((s) => s.start === from) : -1;
       if (slabs && at >= 0) {
         for (let i = at; i < slabs.length && ok; i++) {
@@ -116,8 +124,7 @@ export class Subscriber implements Receiver {
           sent += slabs[i].end - slabs[i].start;
         }
       } else {
-        const take = (ev: FeedEvent) => ev.project === this.filter.project && this.matches(ev.type);
-        sent = eachSlab(events, from, take, write);
+        sent = eachSlab(events, from, this.takes, write, this.options.eventNames);
       }
     });
     if (sent) {
@@ -151,10 +158,10 @@ export class Subscriber implements Receiver {
 
   private armStallTimer(): void {
     clearTimeout(this.stallTimer);
-    const wait = this.deps.slowClientTimeoutMs - (Date.now() - this.lastProgress);
+    const wait = this.options.slowClientTimeoutMs - (Date.now() - this.lastProgress);
     this.stallTimer = setTimeout(() => {
       if (this.state !== 'paused') return;
-      if (Date.now() - this.lastProgress < this.deps.slowClientTimeoutMs) return this.armStallTimer();
+      if (Date.now() - this.lastProgress < this.options.slowClientTimeoutMs) return this.armStallTimer();
       this.deps.metrics.slowClosed.inc();
       this.deps.log.info({ project: this.project }, 'closing a stream that made no progress; it can resume with Last-Event-ID');
       this.close();

@@ -132,8 +132,8 @@ export class Tail {
       this.headPos = batch.covered;
       if (events.length) {
         this.metrics.tailEvents.inc(events.length);
-        // The JSON ends with "at":"<24-char ISO time>"}, the commit-side timestamp.
-        this.metrics.tailLag.set(Math.max(0, (Date.now() - Date.parse(events[events.length - 1].json.slice(-26, -2))) / 1000));
+        // created_at of the newest row: how far behind the writers the tail reads.
+        this.metrics.tailLag.set(Math.max(0, (Date.now() - Date.parse(batch.rows[batch.rows.length - 1].at)) / 1000));
       }
       this.metrics.ringEvents.set(this.ring.size);
       this.metrics.ringBytes.set(this.ring.bytes);

@@ -1,126 +1,78 @@
-import { PgfeedError } from '../errors.js';
-import type { FeedEvent, Filter, Position } from '../interfaces.js';
-import type { Receiver } from '../feed/hub.js';
-import { typeMatcher } from '../feed/type-filter.js';
-import { isAfter } from '../position.js';
-import { resolveCursor } from './cursor.js';
-import { parsePollParams, type Cursor } from './params.js';
+import type { Page } from '../feed/feed.js';
+import type { Cursor, Position } from '../interfaces.js';
+import { changesPageJson } from '../protocol.js';
+import type { RouteContext } from './context.js';
+import { parsePollParams, type PollParams } from './params.js';
+import { admit, type Admitted } from './pipeline.js';
+import { reject } from './reject.js';
 import { sendJson } from './status.js';
-import type { RouteContext } from './server.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
+
+interface PollState {
+  aborted: boolean;
+  /** Stops a waiting long-poll; set while one waits. */
+  stop: () => void;
+}
+
+const EMPTY: Page = { events: [], hasMore: false };
 
 /** GET /v1/changes: one page of the stream, optionally waiting for it. */
 export function changesRoute(ctx: RouteContext) {
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state = { aborted: false, cleanup: () => {} };
+    const state: PollState = { aborted: false, stop: () => {} };
     res.onAborted(() => {
       state.aborted = true;
-      state.cleanup();
+      state.stop();
     });
     void poll(ctx, res, req.getQuery() ?? '', state);
   };
 }
 
-interface Page {
-  events: FeedEvent[];
-  hasMore: boolean;
-}
-
-/**
- * Reads a page after pos: from the ring when it covers pos and fills the
- * page, otherwise from Postgres. A short page from memory may only mean the
- * tail has not read the newest commits yet, and a poll must be fresh.
- */
-async function readPage(ctx: RouteContext, pos: Position, filter: Filter, limit: number): Promise<Page> {
-  const ring = ctx.feed.tail.ring;
-  if (ring.covers(pos)) {
-    const matches = typeMatcher(filter.types);
-    const events: FeedEvent[] = [];
-    for (let i = ring.indexAfter(pos); i < ring.size && events.length <= limit; i++) {
-      const ev = ring.at(i);
-      if (ev.project === filter.project && matches(ev.type)) events.push(ev);
-    }
-    if (events.length > limit) return { events: events.slice(0, limit), hasMore: true };
-  }
-  const batch = await ctx.feed.catchup.read(pos, filter, limit);
-  return { events: [...batch.events], hasMore: batch.full };
-}
-
-function body(page: Page, cursor: Cursor): string {
-  const last = page.events[page.events.length - 1];
-  const next = last ? `"${last.pos.seq}"` : cursor.kind === 'seq' ? `"${cursor.seq}"` : 'null';
-  return `{"events":[${page.events.map((e) => e.json).join(',')}],"next":${next},"has_more":${page.hasMore}}`;
-}
-
-async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: { aborted: boolean; cleanup: () => void }): Promise<void> {
-  let params;
-  let release: (() => void) | null = null;
+async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: PollState): Promise<void> {
+  let admitted: Admitted<PollParams> | undefined;
   try {
-    if (ctx.closing()) throw new PgfeedError('shutting_down');
-    release = ctx.streams.admit();
-    if (!release) throw new PgfeedError('over_capacity');
-    params = parsePollParams(query);
-    const pos = await resolveCursor(params.cursor, params.filter, ctx.pool, ctx.feed.tail, ctx.feed.metrics);
+    admitted = await admit(ctx, () => parsePollParams(query));
+    const { params, pos } = admitted;
     if (state.aborted) return;
-    const page = await readPage(ctx, pos, params.filter, params.limit);
+    const page = await ctx.feed.page(pos, params.filter, params.limit);
     if (state.aborted) return;
-    if (page.events.length || params.waitMs === 0 || ctx.closing()) {
-      ctx.feed.metrics.delivered.inc(page.events.length);
-      return sendJson(res, '200 OK', body(page, params.cursor));
-    }
-    await longPoll(ctx, res, params.filter, params.limit, params.waitMs, pos, params.cursor, state, release);
+    if (page.events.length || params.waitMs === 0 || ctx.closing()) return answer(ctx, res, page, params.cursor);
+    longPoll(ctx, res, params, pos, state);
   } catch (err) {
-    if (!state.aborted) ctx.reject(res, err);
+    if (!state.aborted) reject(ctx, res, err);
   } finally {
-    release?.();
+    // A long-poll counts in `polls` from here on.
+    admitted?.release();
   }
 }
 
-/** Waits in the hub for the project's next events, or the deadline, or shutdown. */
-function longPoll(
-  ctx: RouteContext, res: HttpResponse, filter: Filter, limit: number, waitMs: number,
-  pos: Position, cursor: Cursor, state: { aborted: boolean; cleanup: () => void }, release: () => void,
-): Promise<void> {
-  return new Promise((resolve) => {
-    const matches = typeMatcher(filter.types);
-    let done = false;
-    const finish = (events: FeedEvent[] = [], hasMore = false) => {
-      if (done) return;
-      done = true;
-      state.cleanup();
-      if (!state.aborted) {
-        ctx.feed.metrics.delivered.inc(events.length);
-        sendJson(res, '200 OK', body({ events, hasMore }, cursor));
-      }
-      resolve();
-    };
-    const receiver: Receiver = {
-      project: filter.project,
-      receive(events) {
-        const fresh = events.filter((e) => isAfter(e.pos, pos) && matches(e.type));
-        if (fresh.length) finish(fresh.slice(0, limit), fresh.length > limit);
-      },
-    };
-    const poller = { finish: () => finish() };
-    const timer = setTimeout(() => finish(), waitMs);
-    state.cleanup = () => {
-      clearTimeout(timer);
-      ctx.feed.hub.remove(receiver);
-      ctx.streams.polls.delete(poller);
-      ctx.feed.metrics.polls.set(ctx.streams.polls.size);
-    };
-    ctx.feed.hub.add(receiver);
-    ctx.streams.polls.add(poller);
-    release(); // the poll now counts in `polls`
-    ctx.feed.metrics.polls.set(ctx.streams.polls.size);
-    // The tail may have passed pos between the page read and registering: look once more.
-    if (!ctx.feed.tail.ring.covers(pos)) return;
-    const ring = ctx.feed.tail.ring;
-    const missed: FeedEvent[] = [];
-    for (let i = ring.indexAfter(pos); i < ring.size; i++) {
-      const ev = ring.at(i);
-      if (ev.project === filter.project && matches(ev.type)) missed.push(ev);
-    }
-    if (missed.length) finish(missed.slice(0, limit), missed.length > limit);
-  });
+/** Waits for the project's next events, or the deadline, or shutdown. */
+function longPoll(ctx: RouteContext, res: HttpResponse, params: PollParams, pos: Position, state: PollState): void {
+  let done = false;
+  let stopWaiting = () => {};
+  const finish = (page: Page) => {
+    if (done) return;
+    done = true;
+    state.stop();
+    if (!state.aborted) answer(ctx, res, page, params.cursor);
+  };
+  const poller = { finish: () => finish(EMPTY) };
+  const timer = setTimeout(() => finish(EMPTY), params.waitMs);
+  state.stop = () => {
+    clearTimeout(timer);
+    stopWaiting();
+    ctx.streams.polls.delete(poller);
+    ctx.metrics.polls.set(ctx.streams.polls.size);
+  };
+  ctx.streams.polls.add(poller);
+  ctx.metrics.polls.set(ctx.streams.polls.size);
+  stopWaiting = ctx.feed.waitFor(pos, params.filter, params.limit, finish);
+}
+
+function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor): void {
+  ctx.metrics.delivered.inc(page.events.length);
+  const last = page.events[page.events.length - 1];
+  // The last event's seq, not the largest: seqs are not monotonic.
+  const next = last ? String(last.pos.seq) : cursor.kind === 'seq' ? String(cursor.seq) : null;
+  sendJson(res, '200 OK', changesPageJson(page.events.map((e) => e.json), next, page.hasMore));
 }

@@ -1,4 +1,4 @@
-import type { RouteContext } from './server.js';
+import type { RouteContext } from './context.js';
 import { sendJson } from './status.js';
 import type { HttpResponse } from './uws.js';
 
@@ -22,11 +22,11 @@ export function metricsRoute(ctx: RouteContext) {
   return (res: HttpResponse): void => {
     let aborted = false;
     res.onAborted(() => (aborted = true));
-    void ctx.feed.metrics.registry.metrics().then((text) => {
+    void ctx.metrics.registry.metrics().then((text) => {
       if (aborted) return;
       res.cork(() => {
         res.writeStatus('200 OK');
-        res.writeHeader('Content-Type', ctx.feed.metrics.registry.contentType);
+        res.writeHeader('Content-Type', ctx.metrics.registry.contentType);
         res.end(text);
       });
     });

@@ -1,13 +1,17 @@
 import { PgfeedError } from '../errors.js';
-import type { Filter } from '../interfaces.js';
+import type { Cursor, Filter } from '../interfaces.js';
 import { isValidTypePattern, MAX_TYPE_PATTERNS } from '../feed/type-filter.js';
+import type { EventNames } from '../protocol.js';
 
-/** A cursor as given: the start of history, the head, or an event's seq. */
-export type Cursor = { kind: 'start' } | { kind: 'now' } | { kind: 'seq'; seq: number };
-
+/** What every /v1 request names: a filter and a cursor. */
 export interface StreamParams {
   readonly filter: Filter;
   readonly cursor: Cursor;
+}
+
+export interface EventsParams extends StreamParams {
+  /** Name each event by its type (`event_names=on`, the default). */
+  readonly eventNames: boolean;
 }
 
 export interface PollParams extends StreamParams {
@@ -30,7 +34,6 @@ function parseQuery(query: string, allowed: readonly string[]): Map<string, stri
 
 function parseProject(raw: string | undefined): string {
   if (raw === undefined || raw === '') throw new PgfeedError('missing_project');
-  // eslint-disable-next-line no-control-regex
   if (raw.length > 200 || /[\x00-\x1f\x7f]/.test(raw)) throw new PgfeedError('invalid_project');
   return raw;
 }
@@ -74,11 +77,20 @@ function parseIntIn(raw: string | undefined, min: number, max: number, dflt: num
   return n;
 }
 
-export function parseStreamParams(query: string, lastEventId: string): StreamParams {
-  const q = parseQuery(query, ['project', 'after', 'types']);
+const EVENT_NAMES: readonly EventNames[] = ['on', 'off'];
+
+function parseEventNames(raw: string | undefined): boolean {
+  if (raw === undefined) return true;
+  if (!(EVENT_NAMES as readonly string[]).includes(raw)) throw new PgfeedError('invalid_event_names');
+  return raw === 'on';
+}
+
+export function parseStreamParams(query: string, lastEventId: string): EventsParams {
+  const q = parseQuery(query, ['project', 'after', 'types', 'event_names']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
     cursor: parseCursor(q.get('after'), lastEventId),
+    eventNames: parseEventNames(q.get('event_names')),
   };
 }
 

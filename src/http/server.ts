@@ -1,13 +1,10 @@
-import type pg from 'pg';
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { PgfeedError } from '../errors.js';
-import type { FeedDeps } from '../feed/subscriber.js';
-import type { Logger } from '../log.js';
 import { changesRoute } from './changes-route.js';
-import { eventsRoute, rejectWith } from './events-route.js';
+import type { RouteContext } from './context.js';
+import { eventsRoute } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
-import { sendError } from './status.js';
-import type { Streams } from './streams.js';
+import { reject } from './reject.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 
 /**
@@ -19,62 +16,27 @@ export const MAX_HEADER_BYTES = 8 * 1024;
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
-export interface Readiness {
-  ready: boolean;
-  [key: string]: unknown;
-}
-
-/** What the routes need from the daemon. */
-export interface RouteContext {
-  readonly feed: FeedDeps;
-  readonly pool: pg.Pool;
-  readonly streams: Streams;
-  readonly log: Logger;
-  readonly retryMs: number;
-  closing(): boolean;
-  readiness(): Promise<Readiness>;
-  reject(res: HttpResponse, err: unknown): void;
-}
-
 export interface HttpServer {
   readonly port: number;
   /** Stops accepting connections; open ones are ended by their owners. */
   stopListening(): void;
-  app: TemplatedApp;
 }
 
-export function createApp(ctx: Omit<RouteContext, 'reject'>): TemplatedApp {
-  const full: RouteContext = {
-    ...ctx,
-    reject: rejectWith({
-      log: ctx.log,
-      // Spread reconnects out: a restart must not bring every client back at once.
-      retryAfterS: () => 1 + Math.floor(Math.random() * 5),
-      onRejected: (code) => ctx.feed.metrics.rejected.inc({ code }),
-    }),
-  };
+export function createApp(ctx: RouteContext): TemplatedApp {
   const bounded = (handler: Handler): Handler => (res, req) => {
     let bytes = 0;
     req.forEach((name, value) => (bytes += name.length + value.length + 4));
     if (bytes <= MAX_HEADER_BYTES) return handler(res, req);
-    full.feed.metrics.rejected.inc({ code: 'header_too_large' });
-    sendError(res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
-  };
-  const notFound = (res: HttpResponse) => {
-    full.feed.metrics.rejected.inc({ code: 'not_found' });
-    sendError(res, new PgfeedError('not_found'));
+    reject(ctx, res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
   };
   return uWS.App()
-    .get('/v1/events', bounded(eventsRoute(full)))
-    .get('/v1/changes', bounded(changesRoute(full)))
+    .get('/v1/events', bounded(eventsRoute(ctx)))
+    .get('/v1/changes', bounded(changesRoute(ctx)))
     .get('/healthz', bounded(healthzRoute()))
-    .get('/readyz', bounded(readyzRoute(full)))
-    .get('/metrics', bounded(metricsRoute(full)))
-    .get('/*', bounded(notFound))
-    .any('/*', (res) => {
-      full.feed.metrics.rejected.inc({ code: 'method_not_allowed' });
-      sendError(res, new PgfeedError('method_not_allowed'), {}, { Allow: 'GET' });
-    });
+    .get('/readyz', bounded(readyzRoute(ctx)))
+    .get('/metrics', bounded(metricsRoute(ctx)))
+    .get('/*', bounded((res) => reject(ctx, res, new PgfeedError('not_found'))))
+    .any('/*', (res) => reject(ctx, res, new PgfeedError('method_not_allowed'), { headers: { Allow: 'GET' } }));
 }
 
 /** Up to 250 ms, 500 ms, 1 s, then 2 s between attempts to bind (see backoff.ts). */
@@ -106,7 +68,6 @@ export function listen(app: TemplatedApp, host: string, port: number): Promise<H
       let listening = true;
       resolve({
         port: uWS.us_socket_local_port(socket),
-        app,
         stopListening() {
           if (!listening) return;
           listening = false;

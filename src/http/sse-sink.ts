@@ -5,12 +5,22 @@ import type { HttpResponse } from './uws.js';
  * A uWS response as a Sink. uWS rules kept here: never touch `res` after
  * abort; cork writes made outside the request handler; on backpressure wait
  * for onWritable (registered once, at the start).
+ *
+ * `onClosed` runs once when the sink stops being open, whoever closes it:
+ * the client (abort), pgfeed (end: shutdown, a slow client), or an error
+ * answer taking the response over (detach). uWS fires onAborted only for a
+ * response that was not ended, so that alone would miss pgfeed's own closes.
  */
 export class SseSink implements Sink {
   open = true;
   private drain?: () => void;
 
-  constructor(private readonly res: HttpResponse) {
+  /** Construct inside the request handler: it registers onAborted. */
+  constructor(
+    private readonly res: HttpResponse,
+    private readonly onClosed: () => void = () => {},
+  ) {
+    res.onAborted(() => this.closed());
     res.onWritable(() => {
       const fn = this.drain;
       this.drain = undefined;
@@ -26,10 +36,9 @@ export class SseSink implements Sink {
     });
   }
 
-  /** The client went away: uWS already freed the socket. */
-  aborted(): void {
-    this.open = false;
-    this.drain = undefined;
+  /** The response is answered by someone else (an error responder): the sink no longer touches it. */
+  detach(): void {
+    this.closed();
   }
 
   write(frame: Buffer): boolean {
@@ -46,7 +55,14 @@ export class SseSink implements Sink {
 
   end(): void {
     if (!this.open) return;
-    this.open = false;
     this.res.cork(() => this.res.end());
+    this.closed();
+  }
+
+  private closed(): void {
+    if (!this.open) return;
+    this.open = false;
+    this.drain = undefined;
+    this.onClosed();
   }
 }

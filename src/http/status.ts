@@ -1,4 +1,5 @@
-import { ERROR_CODES, type ErrorCode, PgfeedError } from '../errors.js';
+import type { ErrorCode, PgfeedError } from '../errors.js';
+import type { ErrorBody } from '../protocol.js';
 import type { HttpResponse } from './uws.js';
 
 /** The one table from error code to HTTP status. */
@@ -10,6 +11,7 @@ export const STATUS: Record<ErrorCode, string> = {
   invalid_types: '400 Bad Request',
   invalid_limit: '400 Bad Request',
   invalid_wait: '400 Bad Request',
+  invalid_event_names: '400 Bad Request',
   unknown_parameter: '400 Bad Request',
   duplicate_parameter: '400 Bad Request',
   unknown_cursor: '400 Bad Request',
@@ -27,21 +29,19 @@ export const STATUS: Record<ErrorCode, string> = {
   settings_mismatch: '500 Internal Server Error',
 };
 
-export function sendJson(res: HttpResponse, status: string, body: unknown, headers: Record<string, string> = {}): void {
+/** `close`: end the connection after this response (uWS then sends `Connection: close`). */
+export function sendJson(res: HttpResponse, status: string, body: unknown, headers: Readonly<Record<string, string>> = {}, close = false): void {
   res.cork(() => {
     res.writeStatus(status);
     res.writeHeader('Content-Type', 'application/json');
     res.writeHeader('Cache-Control', 'no-store');
     for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    res.end(typeof body === 'string' ? body : JSON.stringify(body));
+    res.end(typeof body === 'string' ? body : JSON.stringify(body), close);
   });
 }
 
 /** `{"error":{"code","message", ...detail}}` with the code's status. */
-export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
-  sendJson(res, STATUS[err.code], { error: { code: err.code, message: err.message, ...detail } }, headers);
-}
-
-export function errorOf(code: ErrorCode, message?: string): PgfeedError {
-  return new PgfeedError(code, message ?? ERROR_CODES[code]);
+export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, headers: Readonly<Record<string, string>> = {}, close = false): void {
+  const body: ErrorBody = { error: { code: err.code, message: err.message, ...detail } };
+  sendJson(res, STATUS[err.code], body, headers, close);
 }

@@ -1,15 +1,16 @@
+import type { Subscription } from '../feed/feed.js';
 import { PING_FRAME } from '../feed/frame.js';
-import type { Subscriber } from '../feed/subscriber.js';
-import type { SseSink } from './sse-sink.js';
+import type { Sink } from '../feed/sink.js';
 
 export interface OpenStream {
-  readonly sink: SseSink;
-  sub?: Subscriber;
+  readonly sink: Sink;
+  readonly sub: Subscription;
 }
 
 /**
  * The open SSE streams and long-polls: capacity, heartbeat, and ending them
- * all at shutdown. One timer for every stream, not one per stream.
+ * all at shutdown. One timer for every stream, not one per stream. A stream
+ * leaves `sse` when its sink closes (src/http/events-route.ts).
  */
 export class Streams {
   readonly sse = new Set<OpenStream>();
@@ -44,21 +45,16 @@ export class Streams {
   private heartbeat(): void {
     for (const s of this.sse) {
       // A paused stream has frames queued already; its next write is proof of life.
-      if (s.sub?.state === 'paused') continue;
+      if (s.sub.state === 'paused') continue;
       s.sink.cork(() => s.sink.write(PING_FRAME));
     }
   }
 
-  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. Returns how many were open. */
-  endAll(): number {
+  /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
+  endAll(): void {
     clearInterval(this.timer);
-    const open = this.sse.size + this.polls.size;
-    for (const s of this.sse) {
-      s.sub?.close();
-      s.sink.end();
-    }
-    this.sse.clear();
+    // Ending a sink removes its stream from `sse`: iterate over a copy.
+    for (const s of [...this.sse]) s.sink.end();
     for (const p of [...this.polls]) p.finish();
-    return open;
   }
 }

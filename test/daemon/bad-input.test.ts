@@ -137,6 +137,12 @@ t.test('/v1/changes: limit and wait out of range', async (t) => {
   for (const q of ['limit=1', 'limit=512', 'wait=0']) t.equal((await getJson(`${daemon.base}/v1/changes?project=x&${q}`)).status, 200, `${q} is accepted`);
 });
 
+t.test('/v1/events: event_names other than on or off', async (t) => {
+  // request() sends Accept: text/event-stream, as an EventSource does: bad input is still a JSON 400.
+  for (const v of ['', 'OFF', 'false', 'none']) await rejected(t, `/v1/events?project=x&event_names=${v}`, 400, 'invalid_event_names');
+  await rejected(t, '/v1/changes?project=x&event_names=off', 400, 'unknown_parameter');
+});
+
 t.test('unknown path and method', async (t) => {
   await rejected(t, '/nope', 404, 'not_found');
   await rejected(t, '/v1/events/extra?project=x', 404, 'not_found');
@@ -189,11 +195,12 @@ t.test('the healthy stream opened first still receives new events', async (t) =>
   t.notOk(healthy.closed, 'still open');
 });
 
-t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with Retry-After', async (t) => {
+t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with Retry-After, or a retry for an EventSource', async (t) => {
   const small = await startDaemon(t, db.url, { PGFEED_MAX_STREAMS: '50' });
   const [cursor] = await emit('flood');
   // A seq cursor needs a database lookup before the stream opens: all 60 race it.
-  const clients = await Promise.all(Array.from({ length: 60 }, () => connectSse(`${small.base}/v1/events?project=flood&after=${cursor}`)));
+  // Not EventSources (no text/event-stream in Accept): those are refused with JSON.
+  const clients = await Promise.all(Array.from({ length: 60 }, () => connectSse(`${small.base}/v1/events?project=flood&after=${cursor}`, { Accept: '*/*' })));
   open.push(...clients);
   const ok = clients.filter((c) => c.status === 200);
   const refused = clients.filter((c) => c.status !== 200);
@@ -206,6 +213,21 @@ t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with
     t.equal(JSON.parse(c.body).error.code, 'over_capacity');
     t.match(c.headers['retry-after'], /^[1-9]\d*$/, 'Retry-After in seconds');
   }
+  // An EventSource fails for good on any status but 200: it is asked to come back instead.
+  const es = await connectSse(`${small.base}/v1/events?project=flood&after=${cursor}`);
+  open.push(es);
+  await es.waitFor((c) => c.closed, 5_000, 'the end of the answer');
+  t.equal(es.status, 200, 'an EventSource gets 200');
+  t.equal(es.headers['content-type'], 'text/event-stream');
+  // A keep-alive request: the daemon closes the connection, so the retry opens a new one.
+  const raw = await rawRequest(small.port, `GET /v1/events?project=flood HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: keep-alive\r\n\r\n`, 5_000);
+  t.equal(raw.status, 200);
+  t.equal(rawHeader(raw, 'Connection'), 'close', 'Connection: close');
+  t.equal(raw.ended, 'closed', 'and the daemon closed the connection');
+  t.ok(es.ended, 'the answer ends cleanly');
+  t.ok(es.retry !== null && es.retry >= 2000 && es.retry <= 4000, `with a jittered retry: (${es.retry})`);
+  t.same(es.events.map((e) => [e.id, e.event, e.json?.code]), [[null, 'pgfeed.unavailable', 'over_capacity']], 'one control event, with no id, naming the code');
+  t.same(es.seqs, [], 'and no data');
   const polled = await getJson(`${small.base}/v1/changes?project=flood&wait=1`);
   t.equal(polled.status, 503, 'a long-poll is refused too while full');
   t.equal(polled.body.error.code, 'over_capacity');

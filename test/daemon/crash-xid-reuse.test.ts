@@ -217,7 +217,7 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
     // The feed starts above the burnt xids: the stream's one catch-up batch
     // (300 rows, so not full) vouches for everything below that horizon.
     await tail.start();
-    const sub = new Subscriber({ tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log, slowClientTimeoutMs: 60_000 }, sink, { project, types: [] }, { xid: 0, seq: 0 });
+    const sub = new Subscriber({ tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project, types: [] }, { xid: 0, seq: 0 });
     sub.start();
     const deadline = Date.now() + 5_000;
     while (sub.state !== 'paused') {

@@ -131,3 +131,31 @@ t.test('isolation: a stream never carries another project', async (t) => {
     t.ok(clients[i].events.every((e) => !e.id || e.json.project === p), `${p}: no foreign project`);
   }
 });
+
+t.test('event_names=off: the same events with no event: line, from the database, the ring and live', async (t) => {
+  // Live from the start: opened before anything is written.
+  const live = await sse('project=unnamed&after=now&event_names=off');
+  await live.waitFor((c) => c.retry !== null, 5000, 'the retry frame');
+  const before = await emit('unnamed', 'a.one', 3);
+  // Readers of history: unfiltered (shared slabs) and filtered (its own), unnamed and named.
+  const [all, filtered, named] = await Promise.all([
+    sse('project=unnamed&after=0&event_names=off'),
+    sse('project=unnamed&after=0&event_names=off&types=a.*'),
+    sse('project=unnamed&after=0'),
+  ]);
+  await Promise.all([all, filtered, named].map((c) => c.waitFor((c) => c.retry !== null, 5000, 'the retry frame')));
+  const after = [...(await emit('unnamed', 'a.two', 2)), ...(await emit('unnamed', 'b.other', 1))];
+  await all.waitFor((c) => c.seqs.length === 6, 10_000, 'every event, unfiltered');
+  await filtered.waitFor((c) => c.seqs.length === 5, 10_000, 'the a.* events');
+  await live.waitFor((c) => c.seqs.length === 6, 10_000, 'every event, live');
+  await named.waitFor((c) => c.seqs.length === 6, 10_000, 'every event, named');
+  t.same(all.seqs, [...before, ...after], 'the same events, in order');
+  t.same(all.events.map((e) => e.event), Array(6).fill('message'), 'none named: an EventSource gives each to onmessage');
+  t.same(all.events.map((e) => e.json.type), ['a.one', 'a.one', 'a.one', 'a.two', 'a.two', 'b.other'], 'the type stays in the JSON');
+  t.same(filtered.seqs, [...before, ...after.slice(0, 2)]);
+  t.same(filtered.events.map((e) => e.event), Array(5).fill('message'));
+  t.same(live.seqs, [...before, ...after]);
+  t.same(live.events.map((e) => e.event), Array(6).fill('message'));
+  t.same(named.events.map((e) => e.event), ['a.one', 'a.one', 'a.one', 'a.two', 'a.two', 'b.other'], 'a stream without the parameter names them');
+  t.same(named.events.map((e) => e.data), all.events.map((e) => e.data), 'the same data either way');
+});

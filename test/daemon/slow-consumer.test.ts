@@ -1,10 +1,10 @@
 // A client that stops reading is paused, not dropped, and not buffered for
 // without bound: it keeps only its cursor, and on draining resumes from the
 // ring or Postgres and gets every event, in order.
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
-import { connectSse } from '../helpers/sse-client.js';
+import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 
 const db = await testDatabase(t);
 // A small ring, so the paused client falls out of it and must resume from Postgres.
@@ -36,13 +36,18 @@ t.test('a paused client gets all events in order when it resumes; memory stays b
   t.equal(await metric(daemon.base, 'pgfeed_subscribers', { state: 'paused' }), 0, 'no longer paused');
 });
 
+/** A stream that stops reading, then 3000 events of about 4 KB: far more than the socket buffers hold. */
+async function stalledStream(t: Test, base: string, project: string): Promise<SseClient> {
+  const c = await connectSse(`${base}/v1/events?project=${project}&after=now`);
+  t.teardown(() => c.close());
+  await c.waitFor((c) => c.retry !== null);
+  c.pause();
+  await db.pool.query(`SELECT pgfeed.emit($1, 'bulk', jsonb_build_object('i', g, 'pad', repeat('y', 4000))) FROM generate_series(1, 3000) g`, [project]);
+  return c;
+}
+
 t.test('a client that reads nothing for longer than the blocked-write limit resumes losslessly', async (t) => {
-  const stalled = await connectSse(`${daemon.base}/v1/events?project=stall&after=now`);
-  t.teardown(() => stalled.close());
-  await stalled.waitFor((c) => c.retry !== null);
-  stalled.pause();
-  const pad = 'y'.repeat(4000);
-  await db.pool.query(`SELECT pgfeed.emit('stall', 'bulk', jsonb_build_object('i', g, 'pad', $1::text)) FROM generate_series(1, 3000) g`, [pad]);
+  const stalled = await stalledStream(t, daemon.base, 'stall');
   // uWebSockets.js closes a response whose buffered write has not drained for
   // 10 s (a fixed limit of its HTTP layer). The client then resumes.
   await new Promise((r) => setTimeout(r, 13_000));
@@ -57,4 +62,25 @@ t.test('a client that reads nothing for longer than the blocked-write limit resu
   }
   const expected = (await db.pool.query<{ s: string }>(`SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = 'stall' ORDER BY c.xid, c.seq`)).rows.map((r) => Number(r.s));
   t.same(got, expected, 'every event exactly once across the close and resume');
+});
+
+t.test('a stream pgfeed closes for making no progress gives its place back', async (t) => {
+  // Below uWS's own 10 s limit, so pgfeed, not uWS, ends the stream; one place only.
+  const d = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: '1000', PGFEED_MAX_STREAMS: '1' });
+  await stalledStream(t, d.base, 'stuck');
+  const deadline = Date.now() + 20_000;
+  while ((await metric(d.base, 'pgfeed_slow_streams_closed_total')) < 1) {
+    if (Date.now() > deadline) throw new Error('the paused stream was not closed for making no progress');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  // The close and the release happen together: no wait needed after the counter moved.
+  const ready = await getJson(`${d.base}/readyz`);
+  t.equal(ready.body.streams, 0, '/readyz no longer counts it');
+  // Not an EventSource's Accept: a refusal would be a 503, not a stream.
+  const next = await connectSse(`${d.base}/v1/events?project=stuck&after=now`, { Accept: '*/*' });
+  t.teardown(() => next.close());
+  t.equal(next.status, 200, 'and a new stream takes its place');
+  await db.pool.query(`SELECT pgfeed.emit('stuck', 'marker', '{}')`);
+  await next.waitFor((c) => c.seqs.length === 1, 10_000, 'an event on the new stream');
+  t.pass('the new stream streams');
 });

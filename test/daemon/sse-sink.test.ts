@@ -12,7 +12,6 @@ t.test('a buffered write is sent once the client reads again, with nothing writt
   let pushedBack: boolean | null = null;
   const app = uWS.App().get('/*', (res) => {
     const sink = new SseSink(res);
-    res.onAborted(() => sink.aborted());
     res.cork(() => res.writeHeader('Content-Type', 'text/event-stream').write(': open\n\n'));
     // Far more than the socket buffers hold, while the client is not reading.
     setTimeout(() => sink.cork(() => (pushedBack = !sink.write(Buffer.alloc(TOTAL, 'x')))), 50);

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { Catchup } from '../../src/feed/catchup.js';
 import { Hub } from '../../src/feed/hub.js';
-import { Subscriber, type FeedDeps } from '../../src/feed/subscriber.js';
+import { Subscriber, type SubscriberDeps } from '../../src/feed/subscriber.js';
 import { Tail } from '../../src/feed/tail.js';
 import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
@@ -26,10 +26,10 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   const tail = new Tail(db.pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
   await tail.start();
   t.teardown(() => tail.close());
-  const deps: FeedDeps = { tail, hub, catchup: new Catchup(db.pool, 4, metrics), metrics, log, slowClientTimeoutMs: 60_000 };
+  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(db.pool, 4, metrics), metrics, log };
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
-  const sub = new Subscriber(deps, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
 

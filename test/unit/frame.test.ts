@@ -1,6 +1,7 @@
 // SSE frames: encoded once per event, and nothing in an event can break one.
 import t from 'tap';
-import { controlFrame, encodeEvent, PING_FRAME, retryFrame, sanitizeEventName } from '../../src/feed/frame.js';
+import { controlFrame, encodeEvent, PING_FRAME, retryFrame, unnamedParts } from '../../src/feed/frame.js';
+import { sanitizeEventName, sseEvent } from '../../src/protocol.js';
 import type { ChangeRow } from '../../src/interfaces.js';
 
 const row = (over: Partial<ChangeRow> = {}): ChangeRow => ({
@@ -77,11 +78,17 @@ t.test('a type or project with newlines cannot break the frame', async (t) => {
 });
 
 t.test('control, retry and ping frames', async (t) => {
-  const c = controlFrame('pgfeed.reset\n', { reason: 'x\ny' });
-  t.same(lines(c), ['event: pgfeed.reset_', 'data: {"reason":"x\\ny"}'], 'no id: a control event never moves the cursor');
+  const c = controlFrame('pgfeed.unavailable', { code: 'over_capacity', message: 'x\ny' });
+  t.same(lines(c), ['event: pgfeed.unavailable', 'data: {"type":"pgfeed.unavailable","code":"over_capacity","message":"x\\ny"}'], 'no id: a control event never moves the cursor');
+  t.same(lines(Buffer.from(sseEvent({ event: 'pgfeed.reset\n', data: '{}' }))), ['event: pgfeed.reset_', 'data: {}'], 'a control event name is sanitised like any other');
   for (let i = 0; i < 50; i++) {
     const m = /^retry: (\d+)\n\n$/.exec(retryFrame(2000).toString());
     t.ok(m && Number(m[1]) >= 2000 && Number(m[1]) <= 4000, 'retry is jittered within [base, 2 × base]');
   }
   t.equal(PING_FRAME.toString(), ': ping\n\n');
+});
+
+t.test('unnamedParts: the frame without its event line, for event_names=off', async (t) => {
+  const ev = encodeEvent(row({ type: 'odd\ntype' }));
+  t.same(lines(Buffer.concat(unnamedParts(ev.frame))), ['id: 1234', `data: ${ev.json}`]);
 });

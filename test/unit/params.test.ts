@@ -17,11 +17,20 @@ t.test('parseStreamParams: a full query', async (t) => {
   t.same(parseStreamParams('project=acme&after=42&types=pr_*,orders.insert', ''), {
     filter: { project: 'acme', types: ['orders.insert', 'pr_*'] },
     cursor: { kind: 'seq', seq: 42 },
+    eventNames: true,
   });
-  t.same(parseStreamParams('project=acme', ''), { filter: { project: 'acme', types: [] }, cursor: { kind: 'start' } }, 'after defaults to the start');
+  t.same(parseStreamParams('project=acme', ''), { filter: { project: 'acme', types: [] }, cursor: { kind: 'start' }, eventNames: true }, 'after defaults to the start');
   t.same(parseStreamParams('project=a%20b%2Fc', '').filter.project, 'a b/c', 'the project is URL-decoded');
   t.same(parseStreamParams('project=a+b', '').filter.project, 'a b', '+ is a space');
   t.same(parseStreamParams('project=%C3%A9t%C3%A9', '').filter.project, 'été', 'UTF-8');
+});
+
+t.test('event_names: on (the default) or off, nothing else; /v1/events only', async (t) => {
+  t.equal(parseStreamParams('project=a&event_names=on', '').eventNames, true);
+  t.equal(parseStreamParams('project=a&event_names=off', '').eventNames, false);
+  for (const bad of ['', 'OFF', 'false', '0', 'no', 'off ']) t.equal(code(() => parseStreamParams(`project=a&event_names=${encodeURIComponent(bad)}`, '')), 'invalid_event_names', JSON.stringify(bad));
+  t.equal(code(() => parseStreamParams('project=a&event_names=on&event_names=off', '')), 'duplicate_parameter');
+  t.equal(code(() => parsePollParams('project=a&event_names=off')), 'unknown_parameter', 'a page has no event names');
 });
 
 t.test('project', async (t) => {

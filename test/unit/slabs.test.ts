@@ -66,3 +66,17 @@ t.test('slabsOf builds a list’s slabs once and shares them', async (t) => {
   t.not(slabsOf([...events]), a, 'another list gets its own');
   t.equal(a.reduce((n, s) => n + s.end - s.start, 0), 600);
 });
+
+t.test('unnamed slabs (event_names=off): the frames without their event lines, cached apart from the named ones', async (t) => {
+  const events = Array.from({ length: 500 }, (_, i) => {
+    const seq = i + 1;
+    return { ...ev(seq, 0), frame: Buffer.from(`id: ${seq}\nevent: t.${seq}\ndata: {"seq":${seq},"pad":"${'x'.repeat(200)}"}\n\n`) };
+  });
+  const unnamed = slabsOf(events, false);
+  const text = Buffer.concat(unnamed.map((s) => s.buf)).toString();
+  t.equal(text, events.map((e) => e.frame.toString().replace(/^event: .*\n/m, '')).join(''), 'every frame, in order, without its event line');
+  for (const s of unnamed) t.ok(s.buf.length <= SLAB_BYTES, `slab of ${s.buf.length} bytes`);
+  t.equal(slabsOf(events, false), unnamed, 'built once per list');
+  t.not(slabsOf(events, true), unnamed, 'the named slabs are another set');
+  t.same(Buffer.concat(slabsOf(events, true).map((s) => s.buf)), Buffer.concat(events.map((e) => e.frame)), 'which keep the event lines');
+});

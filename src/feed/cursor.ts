@@ -1,11 +1,10 @@
 import type pg from 'pg';
 import { PgfeedError } from '../errors.js';
-import type { Filter, Position } from '../interfaces.js';
+import type { Cursor, Position } from '../interfaces.js';
 import { positionOf } from '../db/position-of.js';
 import { START } from '../position.js';
 import type { Metrics } from '../metrics.js';
-import type { Tail } from '../feed/tail.js';
-import type { Cursor } from './params.js';
+import type { Tail } from './tail.js';
 
 export class CursorError extends PgfeedError {
   constructor(
@@ -17,12 +16,12 @@ export class CursorError extends PgfeedError {
 }
 
 /** Resolves a public cursor to a position. Only a seq needs the database. */
-export async function resolveCursor(cursor: Cursor, filter: Filter, pool: pg.Pool, tail: Tail, metrics: Metrics): Promise<Position> {
+export async function resolveCursor(cursor: Cursor, project: string, pool: pg.Pool, tail: Tail, metrics: Metrics): Promise<Position> {
   if (cursor.kind === 'start') return START;
   // The last row the tail read, not its head: nothing lies between them, and a row is safe to keep.
   if (cursor.kind === 'now') return tail.lastRow;
   metrics.queries.inc({ kind: 'lookup' });
-  const found = await positionOf(pool, cursor.seq, filter.project);
+  const found = await positionOf(pool, cursor.seq, project);
   if (found.kind === 'found') return found.pos;
   if (found.kind === 'expired') throw new CursorError('cursor_expired', { earliest: found.earliest === null ? null : String(found.earliest) });
   throw new CursorError('unknown_cursor', { seq: String(cursor.seq) });

@@ -1,0 +1,107 @@
+import type pg from 'pg';
+import type { Cursor, FeedEvent, Filter, Position } from '../interfaces.js';
+import { isAfter } from '../position.js';
+import { resolveCursor } from './cursor.js';
+import type { Receiver } from './hub.js';
+import type { Sink } from './sink.js';
+import { Subscriber, type SubscriberDeps, type SubscriberState } from './subscriber.js';
+import { filterMatcher } from './type-filter.js';
+
+/** The services the feed is made of. */
+export interface FeedDeps extends SubscriberDeps {
+  readonly pool: pg.Pool;
+}
+
+export interface FeedSettings {
+  readonly slowClientTimeoutMs: number;
+}
+
+/** Events after a position, in delivery order. `hasMore`: the page was cut at its limit. */
+export interface Page {
+  readonly events: readonly FeedEvent[];
+  readonly hasMore: boolean;
+}
+
+/** An open stream: its state (a paused one has frames queued) and how to stop it. */
+export interface Subscription {
+  readonly state: SubscriberState;
+  close(): void;
+}
+
+/**
+ * The feed as the HTTP layer sees it, and the only part of src/feed/ it
+ * calls: resolve a cursor, then stream from the position, read a page after
+ * it, or wait for the next events after it. Where the events come from (the
+ * ring, Postgres, the tail's live pushes) stays in here.
+ */
+export class Feed {
+  constructor(
+    private readonly deps: FeedDeps,
+    private readonly settings: FeedSettings,
+  ) {}
+
+  /** The position a client's cursor stands for, in its project. Throws CursorError for an unknown or expired seq. */
+  position(cursor: Cursor, project: string): Promise<Position> {
+    return resolveCursor(cursor, project, this.deps.pool, this.deps.tail, this.deps.metrics);
+  }
+
+  /** Writes every event after `from` that passes the filter to `sink`, until closed. `eventNames: false` leaves `event:` lines out. */
+  subscribe(sink: Sink, filter: Filter, from: Position, eventNames: boolean): Subscription {
+    const sub = new Subscriber(this.deps, { slowClientTimeoutMs: this.settings.slowClientTimeoutMs, eventNames }, sink, filter, from);
+    sub.start();
+    return sub;
+  }
+
+  /**
+   * Up to `limit` events after `pos`: from the ring when it covers pos and
+   * fills the page, otherwise from Postgres. A short page from memory may only
+   * mean the tail has not read the newest commits yet, and a page must be fresh.
+   */
+  async page(pos: Position, filter: Filter, limit: number): Promise<Page> {
+    const remembered = this.fromRing(pos, filter, limit + 1);
+    if (remembered && remembered.length > limit) return { events: remembered.slice(0, limit), hasMore: true };
+    const batch = await this.deps.catchup.read(pos, filter, limit);
+    return { events: batch.events, hasMore: batch.full };
+  }
+
+  /**
+   * Calls `deliver` once, with up to `limit` of the first events after `pos`
+   * that the tail reads (or has read since the caller's page). Returns a
+   * function that stops waiting; deliver is not called after it.
+   */
+  waitFor(pos: Position, filter: Filter, limit: number, deliver: (page: Page) => void): () => void {
+    const takes = filterMatcher(filter);
+    let waiting = true;
+    const stop = () => {
+      waiting = false;
+      this.deps.hub.remove(receiver);
+    };
+    const offer = (events: readonly FeedEvent[]) => {
+      if (!waiting || events.length === 0) return;
+      stop();
+      deliver({ events: events.slice(0, limit), hasMore: events.length > limit });
+    };
+    const receiver: Receiver = {
+      project: filter.project,
+      receive: (events) => offer(events.filter((e) => isAfter(e.pos, pos) && takes(e))),
+    };
+    this.deps.hub.add(receiver);
+    // The tail may have passed pos between the caller's page and registering: look once more.
+    const missed = this.fromRing(pos, filter, limit + 1);
+    if (missed) offer(missed);
+    return stop;
+  }
+
+  /** Up to `max` events after pos from the ring, or null when the ring does not reach back to pos. */
+  private fromRing(pos: Position, filter: Filter, max: number): FeedEvent[] | null {
+    const ring = this.deps.tail.ring;
+    if (!ring.covers(pos)) return null;
+    const takes = filterMatcher(filter);
+    const out: FeedEvent[] = [];
+    for (let i = ring.indexAfter(pos); i < ring.size && out.length < max; i++) {
+      const ev = ring.at(i);
+      if (takes(ev)) out.push(ev);
+    }
+    return out;
+  }
+}

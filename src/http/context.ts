@@ -1,0 +1,21 @@
+import type { Feed } from '../feed/feed.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { Streams } from './streams.js';
+
+export interface Readiness {
+  ready: boolean;
+  [key: string]: unknown;
+}
+
+/** What the routes need from the daemon. */
+export interface RouteContext {
+  readonly feed: Feed;
+  readonly streams: Streams;
+  readonly metrics: Metrics;
+  readonly log: Logger;
+  /** Base of the jittered SSE `retry:` hint. */
+  readonly retryMs: number;
+  closing(): boolean;
+  readiness(): Promise<Readiness>;
+}

@@ -1,0 +1,59 @@
+import { PgfeedError, type ErrorCode } from '../errors.js';
+import { CursorError } from '../feed/cursor.js';
+import { controlFrame, retryFrame } from '../feed/frame.js';
+import type { UnavailableCode } from '../protocol.js';
+import type { RouteContext } from './context.js';
+import { writeSseHead } from './sse-head.js';
+import { sendError } from './status.js';
+import type { HttpResponse } from './uws.js';
+
+const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable']);
+
+function isUnavailable(code: ErrorCode): code is UnavailableCode {
+  return UNAVAILABLE.has(code);
+}
+
+/** Spread reconnects out: a restart must not bring every client back at once. */
+function retryAfterS(): number {
+  return 1 + Math.floor(Math.random() * 5);
+}
+
+export interface RejectOptions {
+  /** The request is an EventSource's: /v1/events with `Accept: text/event-stream`. */
+  readonly stream?: boolean;
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/**
+ * The one error responder. Bad input is a JSON 4xx, which a client must not
+ * retry. A temporary condition is a 503 with Retry-After, except for an
+ * EventSource: the standard fails a connection for good on any status but
+ * 200, so it gets a 200 stream that says why and ends, and the client
+ * reconnects after `retry:` with its Last-Event-ID.
+ */
+export function reject(ctx: RouteContext, res: HttpResponse, err: unknown, opts: RejectOptions = {}): void {
+  const e = err instanceof PgfeedError ? err : failedQuery(ctx, err);
+  ctx.metrics.rejected.inc({ code: e.code });
+  if (opts.stream && isUnavailable(e.code)) return askToRetry(res, e.code, e.message, ctx.retryMs);
+  const headers = isUnavailable(e.code) ? { 'Retry-After': String(retryAfterS()), ...opts.headers } : opts.headers;
+  // A stopping daemon closes the connection, so the retry opens a new one (to another replica or its successor).
+  sendError(res, e, e instanceof CursorError ? e.detail : {}, headers, e.code === 'shutting_down');
+}
+
+/** A query failed: the database is down or restarting. The client retries. */
+function failedQuery(ctx: RouteContext, err: unknown): PgfeedError {
+  ctx.log.warn({ err: (err as Error).message }, 'request failed');
+  return new PgfeedError('database_unavailable');
+}
+
+/**
+ * `retry:`, a `pgfeed.unavailable` control event, and the end of the response
+ * with `Connection: close`: the reconnect must not reuse this connection,
+ * which may lead to a daemon that is going away.
+ */
+function askToRetry(res: HttpResponse, code: UnavailableCode, message: string, retryMs: number): void {
+  res.cork(() => {
+    writeSseHead(res);
+    res.end(Buffer.concat([retryFrame(retryMs), controlFrame('pgfeed.unavailable', { code, message })]), true);
+  });
+}

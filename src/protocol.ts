@@ -1,0 +1,90 @@
+/**
+ * The wire format of pgfeed's HTTP API: the shapes a client receives, and
+ * the one place that writes them. The daemon encodes with these functions and
+ * clients read with these types, so this module imports nothing from Node.
+ */
+import type { ErrorCode } from './errors.js';
+import type { ChangeRow } from './interfaces.js';
+
+/** One change: the `data:` of an SSE event and an element of a page's `events`. */
+export interface ChangeEvent {
+  readonly seq: number;
+  /** The writing transaction's xid8, in decimal: it can exceed 2^53. */
+  readonly xid: string;
+  readonly project: string;
+  readonly type: string;
+  readonly op: 'insert' | 'update' | 'delete' | null;
+  readonly table: string | null;
+  readonly data: unknown;
+  readonly at: string;
+}
+
+/** The body of `GET /v1/changes`. */
+export interface ChangesPage {
+  readonly events: readonly ChangeEvent[];
+  readonly next: string | null;
+  readonly has_more: boolean;
+}
+
+/** The body of every error response. */
+export interface ErrorBody {
+  readonly error: { readonly code: ErrorCode; readonly message: string; readonly [detail: string]: unknown };
+}
+
+/** Event names with this prefix are control events: no `id:`, so they never move a cursor. */
+export const CONTROL_PREFIX = 'pgfeed.';
+
+/** The conditions a stream request is told to retry, rather than refused for good. */
+export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable'>;
+
+/** The control events, by name, with what their data holds besides `type`. */
+export interface ControlEvents {
+  /** The daemon cannot serve the stream right now; the response ends and the client reconnects after `retry:`. */
+  readonly 'pgfeed.unavailable': { readonly code: UnavailableCode; readonly message: string };
+}
+
+/** A control event's data. Like a ChangeEvent it has `type`, so one handler can tell every event apart. */
+export type ControlEvent<K extends keyof ControlEvents> = { readonly type: K } & ControlEvents[K];
+
+/** `?event_names=`: `on` names each event by its type; `off` leaves names out, so `onmessage` gets every event. */
+export type EventNames = 'on' | 'off';
+
+/** No CR, LF or NUL may reach a frame: each would end or split an SSE field. */
+export function sanitizeEventName(name: string): string {
+  return name.replace(/[\r\n\0]/g, '_');
+}
+
+/**
+ * The JSON of a ChangeEvent, from a row. `data` is jsonb text from Postgres,
+ * which never holds a raw newline, so it is spliced in as is, unparsed.
+ */
+export function changeEventJson(row: ChangeRow): string {
+  return (
+    `{"seq":${row.seq},"xid":"${row.xid}","project":${JSON.stringify(row.project)},` +
+    `"type":${JSON.stringify(row.type)},"op":${row.op === null ? 'null' : JSON.stringify(row.op)},` +
+    `"table":${row.tbl === null ? 'null' : JSON.stringify(row.tbl)},"data":${row.data ?? 'null'},"at":"${row.at}"}`
+  );
+}
+
+/** A ChangesPage from events already encoded by changeEventJson. */
+export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean): string {
+  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore}}`;
+}
+
+/** One SSE event. `data` must be one line (JSON is). */
+export function sseEvent(fields: { readonly id?: string; readonly event?: string; readonly data: string }): string {
+  const id = fields.id === undefined ? '' : `id: ${fields.id}\n`;
+  const event = fields.event === undefined ? '' : `event: ${sanitizeEventName(fields.event)}\n`;
+  return `${id}${event}data: ${fields.data}\n\n`;
+}
+
+export function controlEvent<K extends keyof ControlEvents>(type: K, data: ControlEvents[K]): string {
+  const event: ControlEvent<K> = { type, ...data };
+  return sseEvent({ event: type, data: JSON.stringify(event) });
+}
+
+export function retryField(ms: number): string {
+  return `retry: ${ms}\n\n`;
+}
+
+export const PING = ': ping\n\n';
