@@ -23,7 +23,7 @@ export const ERROR_CODES = {
   over_capacity: 'The daemon is at its stream limit. Retry after the Retry-After delay, or use another replica.',
   shutting_down: 'The daemon is shutting down. Reconnect; another replica or the restarted daemon will resume your cursor.',
   database_unavailable: 'The database is not reachable right now. Retry shortly.',
-  internal: 'An unexpected error happened. It is logged; retry.',
+  internal: 'A query failed for a reason other than the connection, which retrying will not mend. The daemon logged it at level error with its SQLSTATE; tell its operator.',
   // start-up errors
   invalid_config: 'A configuration value is invalid.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',

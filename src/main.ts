@@ -3,35 +3,10 @@ import type { Config, Loaded } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
 import { migrate, type SettingsWrite } from './db/migrate.js';
+import { isUnreachable } from './db/query-errors.js';
 import { startDemo } from './demo.js';
 import { PgfeedError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
-
-/** SQLSTATEs and socket errors that mean "not up yet": keep waiting at start-up. */
-const NOT_YET = new Set([
-  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN',
-  '57P03', // cannot_connect_now: the server is starting or shutting down
-  '57P01', // admin_shutdown
-  '53300', // too_many_connections
-]);
-
-/** pg's message when the socket closes without an ErrorResponse (an immediate
- *  shutdown, a crash): it carries no SQLSTATE. */
-const LOST = 'Connection terminated unexpectedly';
-
-/** Is this start-up failure "the database is not (or no longer) reachable"?
- *  Looks through causes too: a migration that lost its connection is wrapped
- *  in migration_failed. */
-export function notYet(err: unknown): boolean {
-  let e: unknown = err;
-  for (let depth = 0; depth < 5 && e; depth++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && NOT_YET.has(code)) return true;
-    if (e instanceof Error && e.message === LOST) return true;
-    e = (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<void> {
   await whenUp(log, async () => {
@@ -52,7 +27,8 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       await step();
       return;
     } catch (err) {
-      if (!notYet(err)) throw err;
+      // A migration that lost its connection is wrapped in migration_failed: isUnreachable looks through causes.
+      if (!isUnreachable(err)) throw err;
       const delay = backoffDelay(START_RETRY, attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
       await new Promise((r) => setTimeout(r, delay));

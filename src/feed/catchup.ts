@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import type { Batch, FeedEvent, Filter, Position } from '../interfaces.js';
+import { namedQuery } from '../db/query-errors.js';
 import { readBatch, BATCH_SIZE } from '../db/read-batch.js';
 import { formatPosition } from '../position.js';
 import { encodeEvent } from './frame.js';
@@ -35,7 +36,7 @@ export class Catchup {
     }
     const p = this.slot(async () => {
       this.metrics.queries.inc({ kind: 'catchup' });
-      const batch = await readBatch(this.pool, pos, filter, limit);
+      const batch = await namedQuery('catchup', readBatch(this.pool, pos, filter, limit));
       return { events: batch.rows.map(encodeEvent), horizon: batch.horizon, covered: batch.covered, full: batch.full, started: batch.started };
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);

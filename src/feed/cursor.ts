@@ -2,6 +2,7 @@ import type pg from 'pg';
 import { PgfeedError } from '../errors.js';
 import type { Cursor, Position } from '../interfaces.js';
 import { positionOf } from '../db/position-of.js';
+import { namedQuery } from '../db/query-errors.js';
 import { START } from '../position.js';
 import type { Metrics } from '../metrics.js';
 import type { Tail } from './tail.js';
@@ -21,7 +22,7 @@ export async function resolveCursor(cursor: Cursor, project: string, pool: pg.Po
   // The last row the tail read, not its head: nothing lies between them, and a row is safe to keep.
   if (cursor.kind === 'now') return tail.lastRow;
   metrics.queries.inc({ kind: 'lookup' });
-  const found = await positionOf(pool, cursor.seq, project);
+  const found = await namedQuery('lookup', positionOf(pool, cursor.seq, project));
   if (found.kind === 'found') return found.pos;
   if (found.kind === 'expired') throw new CursorError('cursor_expired', { earliest: found.earliest === null ? null : String(found.earliest) });
   throw new CursorError('unknown_cursor', { seq: String(cursor.seq) });

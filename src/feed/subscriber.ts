@@ -1,4 +1,5 @@
 import { backoffDelay, type Backoff } from '../backoff.js';
+import { isUnreachable, queryFailure } from '../db/query-errors.js';
 import type { FeedEvent, Filter, Position } from '../interfaces.js';
 import { comparePositions, isAfter, maxPosition } from '../position.js';
 import type { Logger } from '../log.js';
@@ -201,7 +202,11 @@ export class Subscriber implements Receiver {
           if (this.state !== 'catching_up') return;
           this.dbFailures++;
           const delay = backoffDelay(CATCHUP_RETRY, this.dbFailures - 1);
-          this.deps.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'catch-up read failed; retrying');
+          // A fault that is not the connection is retried too (the stream has
+          // begun; ending it would only bring the client back), but loudly.
+          const failure = { ...queryFailure(err), retryInMs: Math.round(delay) };
+          if (isUnreachable(err)) this.deps.log.warn(failure, 'catch-up read failed; retrying');
+          else this.deps.log.error(failure, 'catch-up read failed for a reason other than the connection; retrying');
           await this.wait(delay);
           continue;
         }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
 import { backoffDelay, type Backoff } from '../backoff.js';
+import { isUnreachable, namedQuery, queryFailure } from '../db/query-errors.js';
 import type { Position } from '../interfaces.js';
 import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
@@ -108,7 +109,9 @@ export class Tail {
         this.lastError = err as Error;
         this.failures++;
         const delay = backoffDelay(READ_RETRY, this.failures - 1);
-        this.log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'tail read failed; retrying');
+        const failure = { ...queryFailure(err), retryInMs: Math.round(delay) };
+        if (isUnreachable(err)) this.log.warn(failure, 'tail read failed; retrying');
+        else this.log.error(failure, 'tail read failed for a reason other than the connection; retrying');
         clearTimeout(this.retryTimer);
         this.retryTimer = setTimeout(() => this.wake(), delay);
         return;
@@ -120,7 +123,7 @@ export class Tail {
     let batch;
     do {
       this.metrics.queries.inc({ kind: 'tail' });
-      batch = await readBatch(this.pool, this.headPos, null, BATCH_SIZE);
+      batch = await namedQuery('tail', readBatch(this.pool, this.headPos, null, BATCH_SIZE));
       if (this.closed) return;
       if (this.noticeRestart(batch.started)) {
         this.again = true; // read again at once, from the last row

@@ -1,3 +1,4 @@
+import { isUnreachable, queryFailure } from '../db/query-errors.js';
 import { PgfeedError, type ErrorCode } from '../errors.js';
 import { CursorError } from '../feed/cursor.js';
 import { controlFrame, retryFrame } from '../feed/frame.js';
@@ -40,10 +41,20 @@ export function reject(ctx: RouteContext, res: HttpResponse, err: unknown, opts:
   sendError(res, e, e instanceof CursorError ? e.detail : {}, headers, e.code === 'shutting_down');
 }
 
-/** A query failed: the database is down or restarting. The client retries. */
+/**
+ * A query failed. Unreachable (down, restarting, a lost connection): the
+ * client retries. Anything else is a fault that retrying cannot mend (a
+ * missing privilege, a dropped column): a 500, and an error in the log with
+ * the SQLSTATE and the query's name.
+ */
 function failedQuery(ctx: RouteContext, err: unknown): PgfeedError {
-  ctx.log.warn({ err: (err as Error).message }, 'request failed');
-  return new PgfeedError('database_unavailable');
+  const failure = queryFailure(err);
+  if (isUnreachable(err)) {
+    ctx.log.warn(failure, 'request failed: the database is not reachable');
+    return new PgfeedError('database_unavailable');
+  }
+  ctx.log.error(failure, 'request failed: a query failed for a reason other than the connection');
+  return new PgfeedError('internal');
 }
 
 /**
