@@ -13,7 +13,7 @@ export interface ChangeEvent {
   readonly xid: string;
   readonly project: string;
   readonly type: string;
-  readonly op: 'insert' | 'update' | 'delete' | null;
+  readonly op: 'insert' | 'update' | 'delete' | 'truncate' | null;
   readonly table: string | null;
   readonly data: unknown;
   readonly at: string;
