@@ -193,13 +193,26 @@ export class Writer {
       tx.events.set(`insert:${token}`, project);
       return `insert:${token}`;
     }
-    if (roll < 0.5) {
+    if (roll < 0.45) {
       const row = this.rng.pick(free);
       touched.add(row);
       await client.query('UPDATE public.fault_orders SET amount = amount + 1, token = $2 WHERE id = $1', [row.id, token]);
       changes.push(() => (row.token = token));
       tx.events.set(`update:${token}`, row.project);
       return `update:${token}`;
+    }
+    if (roll < 0.52) {
+      // A move to another project: a delete-shaped move_out carrying the old
+      // row (its current token) to the old project, and an insert-shaped
+      // move_in carrying the new token to the new one.
+      const row = this.rng.pick(free);
+      const to = this.rng.pick(PROJECTS.filter((p) => p !== row.project));
+      touched.add(row);
+      await client.query('UPDATE public.fault_orders SET project = $2, token = $3 WHERE id = $1', [row.id, to, token]);
+      changes.push(() => Object.assign(row, { project: to, token }));
+      tx.events.set(`delete:${row.token}`, row.project);
+      tx.events.set(`insert:${token}`, to);
+      return `insert:${token}`;
     }
     if (roll < 0.6) {
       const row = this.rng.pick(free);
