@@ -70,7 +70,7 @@ export const SETTINGS = {
   horizonStallMs: { env: 'PGFEED_HORIZON_STALL_MS', flag: '--horizon-stall-ms', doc: 'how long rows may wait behind the horizon before /readyz reports a stall', default: 30_000, parse: int(1_000, 86_400_000) },
   ringEvents: { env: 'PGFEED_RING_EVENTS', flag: '--ring-events', doc: 'most events kept in the in-memory ring', default: 65_536, parse: int(512, 10_000_000) },
   ringBytes: { env: 'PGFEED_RING_BYTES', flag: '--ring-bytes', doc: 'most bytes of frames kept in the ring', default: 64 * 1024 * 1024, parse: int(64 * 1024, 8 * 1024 * 1024 * 1024) },
-  maxStreams: { env: 'PGFEED_MAX_STREAMS', flag: '--max-streams', doc: 'open SSE streams and long-polls beyond which requests get 503', default: 20_000, parse: int(1, 1_000_000) },
+  maxStreams: { env: 'PGFEED_MAX_STREAMS', flag: '--max-streams', doc: 'open SSE streams and long-polls beyond which requests are refused (503 over_capacity; an EventSource is asked to retry)', default: 20_000, parse: int(1, 1_000_000) },
   catchupConcurrency: { env: 'PGFEED_CATCHUP_CONCURRENCY', flag: '--catchup-concurrency', doc: 'most catch-up queries running at once; the rest wait their turn', default: 4, parse: int(1, 256) },
   poolSize: { env: 'PGFEED_POOL_SIZE', flag: '--pool-size', doc: 'query connections (catch-up, lookups, polls)', default: 8, parse: int(2, 500) },
   slowClientTimeoutMs: { env: 'PGFEED_SLOW_CLIENT_TIMEOUT_MS', flag: '--slow-client-timeout-ms', doc: 'a paused stream that makes no progress for this long is closed (it can resume)', default: 60_000, parse: int(1_000, 86_400_000) },
