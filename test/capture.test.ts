@@ -1,6 +1,7 @@
 // Capture SQL: triggers, emit, and track() errors, on a real Postgres.
 import t from 'tap';
 import { testDatabase } from './harness/db.js';
+import { DELIVERY_ORDER } from './helpers/change-log.js';
 
 interface LogRow {
   seq: string;
@@ -18,7 +19,7 @@ t.test('insert, update and delete are captured', async (t) => {
   await db.pool.query(`INSERT INTO orders VALUES (1, 'acme', 10), (2, 'globex', 20)`);
   await db.pool.query(`UPDATE orders SET total = total + 1`);
   await db.pool.query(`DELETE FROM orders WHERE id = 1`);
-  const { rows } = await db.pool.query<LogRow>('SELECT * FROM pgfeed.change_log ORDER BY xid, seq');
+  const { rows } = await db.pool.query<LogRow>(`SELECT * FROM pgfeed.change_log ${DELIVERY_ORDER}`);
   t.same(
     rows.map((r) => [r.project, r.type, r.op, r.tbl]),
     [
@@ -105,7 +106,7 @@ t.test('emit commits and rolls back with its transaction, savepoints included', 
     await c.query('ROLLBACK');
     await c.query('BEGIN');
   });
-  const { rows } = await db.pool.query<LogRow>('SELECT seq::text, type, op, tbl, data FROM pgfeed.change_log ORDER BY xid, seq');
+  const { rows } = await db.pool.query<LogRow>(`SELECT seq::text, type, op, tbl, data FROM pgfeed.change_log ${DELIVERY_ORDER}`);
   t.same(rows.map((r) => r.type), ['pr_opened', 'pr_review_thread_added']);
   t.equal(rows[0].seq, seq, 'emit returns the seq');
   t.equal(rows[0].op, null);

@@ -17,6 +17,7 @@ import { Cluster } from '../helpers/pg-cluster.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { deliveryOrder } from '../helpers/change-log.js';
 
 const PROJECT = 'crash';
 /** How many xids to burn, and so how far the horizon moves past the last durable one. */
@@ -196,7 +197,7 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
   const project = 'stale';
   const backlog = await withClient(async (c) => {
     await c.query(`SELECT pgfeed.emit($1, 'old', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 300) g`, [project]);
-    return (await c.query<{ s: string }>('SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = $1 ORDER BY c.xid, c.seq', [project])).rows.map((r) => Number(r.s));
+    return deliveryOrder(c, project);
   });
 
   const pool = new pg.Pool({ connectionString: cluster.url, max: 4 });

@@ -5,6 +5,7 @@ import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse } from '../helpers/sse-client.js';
 import { mulberry32 } from '../helpers/random.js';
+import { deliveryOrder } from '../helpers/change-log.js';
 
 const db = await testDatabase(t, { poolSize: 24 });
 const daemon = await startDaemon(t, db.url);
@@ -12,11 +13,6 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 await db.pool.query(`CREATE TABLE ev (id bigserial PRIMARY KEY, project text NOT NULL, w int);
   SELECT pgfeed.track('ev', 'project')`);
 
-async function truth(project: string): Promise<number[]> {
-  const { rows } = await db.pool.query<{ s: string }>(
-    'SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = $1 ORDER BY c.xid, c.seq', [project]);
-  return rows.map((r) => Number(r.s));
-}
 
 t.test('scripted: tx1 inserts first, tx2 commits first', async (t) => {
   const live = await connectSse(`${daemon.base}/v1/events?project=scripted&after=now`);
@@ -74,14 +70,14 @@ t.test('randomized: 8 writers, rollbacks and savepoints, subscribers live and ca
   };
   await Promise.all(Array.from({ length: 8 }, (_, w) => writer(w)));
   for (const [i, p] of projects.entries()) {
-    const expected = await truth(p);
+    const expected = await deliveryOrder(db.pool, p);
     await live[i].waitFor((c) => c.seqs.length >= expected.length, 15_000, `${p}: ${expected.length} events`);
     t.same(live[i].seqs, expected, `${p}: live subscriber got exactly the committed events in (xid, seq) order (seed ${seed})`);
   }
   for (const c of late) {
     const p = c.events.find((e) => e.json)?.json.project;
     if (!p) continue;
-    const expected = await truth(p);
+    const expected = await deliveryOrder(db.pool, p);
     await c.waitFor((c) => c.seqs.length >= expected.length, 15_000, 'late subscriber');
     t.same(c.seqs, expected, `late subscriber of ${p}: exactly the committed events`);
   }

@@ -5,6 +5,7 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse } from '../helpers/sse-client.js';
+import { deliveryOrder } from '../helpers/change-log.js';
 
 const db = await testDatabase(t);
 // A small ring, so the paused client falls out of it and must resume from Postgres.
@@ -55,6 +56,6 @@ t.test('a client that reads nothing for longer than the blocked-write limit resu
     await again.waitFor((c) => got.length + c.seqs.length >= 3000, 30_000, 'the rest after resuming');
     got.push(...again.seqs);
   }
-  const expected = (await db.pool.query<{ s: string }>(`SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = 'stall' ORDER BY c.xid, c.seq`)).rows.map((r) => Number(r.s));
+  const expected = await deliveryOrder(db.pool, 'stall');
   t.same(got, expected, 'every event exactly once across the close and resume');
 });

@@ -12,13 +12,14 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { testDatabase } from '../harness/db.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
+import { deliveryOrder } from '../helpers/change-log.js';
 
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
   const db = await testDatabase(t);
   const N = 3000;
   // Each row about 1 KB, so a 512-row batch spans several slabs.
   await db.pool.query(`SELECT pgfeed.emit('bp', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, $1) g`, [N]);
-  const expected = (await db.pool.query<{ seq: string }>(`SELECT seq FROM pgfeed.change_log WHERE project = 'bp' ORDER BY xid, seq`)).rows.map((r) => Number(r.seq));
+  const expected = await deliveryOrder(db.pool, 'bp');
 
   const metrics = createMetrics();
   const log = createLogger('silent');
