@@ -4,11 +4,11 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { heldAndFlushed } from '../helpers/held-witness.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
-// Heartbeats every second: a ping written after the tail held the rows back
-// is the witness that the stream has sent all it was going to.
+// Heartbeats every second, for the witness (helpers/held-witness.ts).
 const daemon = await startDaemon(t, db.url, { PGFEED_HORIZON_STALL_MS: '1000', PGFEED_POLL_MS: '60000', PGFEED_HEARTBEAT_MS: '1000' });
 
 t.test('an open writing transaction withholds later commits, and is named', async (t) => {
@@ -23,12 +23,13 @@ t.test('an open writing transaction withholds later commits, and is named', asyn
   const pid = (await blocker.query('SELECT pg_backend_pid() AS p')).rows[0].p;
   const seqs: number[] = [];
   for (let i = 0; i < 3; i++) seqs.push(Number((await db.pool.query(`SELECT pgfeed.emit('h', 'later', '{}') AS s`)).rows[0].s));
-  // The tail has read past the three commits and holds them back...
-  await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.horizon.stalled === true, 10_000, 'the horizon to stall');
-  // ...and a ping written after that has arrived: anything published before it would have too.
-  const pings = c.pings;
-  await c.waitFor((c) => c.pings > pings, 5_000, 'a heartbeat after the rows were held');
+  await heldAndFlushed(daemon.base, c);
   t.same(c.seqs, [], 'committed events wait behind the open transaction');
+  // The blocker is looked up at most once a second while rows are held.
+  await waitUntil(async () => {
+    const { horizon } = (await getJson(`${daemon.base}/readyz`)).body;
+    return horizon.stalled === true && horizon.blocker?.age_ms >= 1000;
+  }, 10_000, 'the horizon to stall, with a blocker over 1 s old');
   const ready = await getJson(`${daemon.base}/readyz`);
   t.equal(ready.status, 503, 'not ready while the horizon is stalled');
   t.equal(ready.body.horizon.held, true);
