@@ -10,10 +10,10 @@ import { isAfter } from '../src/position.js';
 import { testDatabase } from './harness/db.js';
 import { mulberry32 } from './helpers/random.js';
 import { deliveryOrder } from './helpers/change-log.js';
+import { sleep } from './helpers/wait.js';
 
 const RUNS = Number(process.env.PGFEED_ORDERING_RUNS ?? 200);
 const WRITERS = 8;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reads with readBatch from `start` until `done()` and the horizon has passed every writer. */
 async function horizonReader(pool: pg.Pool, start: Position, filter: Filter | null, rnd: () => number, done: () => number) {

@@ -8,6 +8,7 @@ import { createWriteStream, existsSync, readFileSync, type WriteStream } from 'n
 import { request, type ClientRequest } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { sleep } from '../helpers/wait.js';
 
 export type ReplicaState = 'down' | 'starting' | 'up' | 'frozen';
 
@@ -201,7 +202,7 @@ export class Replica {
           // Not up yet.
         }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     return null;
   }

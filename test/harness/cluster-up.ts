@@ -9,6 +9,7 @@ import pg from 'pg';
 import { migrate } from '../../src/db/migrate.js';
 import { type ClusterState, withDatabase, writeState } from './state.js';
 import { freePort } from '../helpers/free-port.js';
+import { satisfied, waitUntil } from '../helpers/wait.js';
 
 
 function dockerReachable(): boolean {
@@ -25,13 +26,8 @@ async function startEmbedded(): Promise<Omit<ClusterState, 'template'>> {
     stdio: ['ignore', log, log],
   });
   keeper.unref();
-  const deadline = Date.now() + 60_000;
-  while (!existsSync(readyFile)) {
-    if (Date.now() > deadline || keeper.exitCode !== null) {
-      throw new Error('embedded Postgres did not start; see .tap/pgfeed-cluster.log');
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const up = await satisfied(waitUntil(() => existsSync(readyFile) || keeper.exitCode !== null, 60_000, 'embedded Postgres'));
+  if (!up || !existsSync(readyFile)) throw new Error('embedded Postgres did not start; see .tap/pgfeed-cluster.log');
   const adminUrl = readFileSync(readyFile, 'utf8');
   rmSync(readyFile, { force: true });
   return { adminUrl, source: 'embedded', keeperPid: keeper.pid };

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freeLowPort } from './free-port.js';
+import { sleep } from './wait.js';
 
 const run = promisify(execFile);
 
@@ -180,7 +181,7 @@ export class Cluster {
         // SQLSTATE at all) is worth waiting out.
         if (code && !code.startsWith('08') && !code.startsWith('57')) throw err;
         if (Date.now() > until) throw new Error(`query failed for ${deadlineMs} ms: ${sql.slice(0, 80)}`, { cause: err });
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+        await sleep(Math.min(100 * 2 ** attempt, 1000));
       } finally {
         await client?.end().catch(() => {});
       }
