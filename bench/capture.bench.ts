@@ -27,6 +27,7 @@ import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { migrate } from '../src/db/migrate.js';
 import { startScratchPostgres } from '../test/helpers/scratch-postgres.js';
+import { sleep } from '../test/helpers/wait.js';
 
 export const DESIGNS = ['untracked', 'statement', 'row', 'silent'] as const;
 export type Design = (typeof DESIGNS)[number];
@@ -358,7 +359,7 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
         row[d] = await bulk(main, d, o.bulkRows);
         account('bulk', d, cpuMs(mainPids) - cpu0, o.bulkRows);
         await main.query('SELECT 1'); // the notification, if any, arrives before this round trip ends
-        await new Promise((res) => setTimeout(res, 20));
+        await sleep(20);
         if (d === 'statement') {
           notifications.statements++;
           notifications.received += received - before;

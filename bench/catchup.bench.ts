@@ -12,7 +12,7 @@ import { LoadGenerator } from './lib/load-generator.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
 import { round } from './lib/summary.js';
-import { sleep, waitUntil } from './lib/wait.js';
+import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
 import { expectedOrder } from './lib/writers.js';
 
 const PROJECT = 'c0';
@@ -72,12 +72,16 @@ async function replay(
       false,
     );
     let deliveries = 0;
-    const caughtUp = await waitUntil(
-      async () => {
-        deliveries = (await gen.stats()).deliveries;
-        return deliveries >= needed;
-      },
-      { timeoutMs: ctx.opts.full ? 180_000 : 60_000, stallMs: 10_000, progressOf: () => deliveries, intervalMs: 50 },
+    const caughtUp = await satisfied(
+      waitUntil(
+        async () => {
+          deliveries = (await gen.stats()).deliveries;
+          return deliveries >= needed;
+        },
+        ctx.opts.full ? 180_000 : 60_000,
+        'the catch-up',
+        { stallMs: 10_000, progressOf: () => deliveries, intervalMs: 50 },
+      ),
     );
     const st = await gen.stats();
     const seconds = (st.lastEventAt - t0) / 1000;

@@ -8,7 +8,7 @@ import { sampleProc } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
 import { round } from './lib/summary.js';
-import { sleep } from './lib/wait.js';
+import { sleep } from '../test/helpers/wait.js';
 
 export interface IdleRow {
   server: ServerKind;

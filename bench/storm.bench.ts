@@ -9,7 +9,7 @@ import { LoadGenerator } from './lib/load-generator.js';
 import { isMain, runBench, type Scenario } from './lib/runner.js';
 import { ServerProcess } from './lib/server-process.js';
 import { round } from './lib/summary.js';
-import { sleep, waitUntil } from './lib/wait.js';
+import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
 import { expectedOrder, Writers } from './lib/writers.js';
 
 const RESTART_DEADLINE_MS = 120_000;
@@ -69,12 +69,16 @@ export const storm: Scenario<StormResult> = {
       }
       const t2 = Date.now();
       let resumed = 0;
-      const allResumed = await waitUntil(
-        async () => {
-          resumed = (await gen!.stats(t0)).openSince;
-          return resumed >= n;
-        },
-        { timeoutMs: ctx.opts.full ? 120_000 : 60_000, intervalMs: 100 },
+      const allResumed = await satisfied(
+        waitUntil(
+          async () => {
+            resumed = (await gen!.stats(t0)).openSince;
+            return resumed >= n;
+          },
+          ctx.opts.full ? 120_000 : 60_000,
+          'every stream to resume',
+          { intervalMs: 100 },
+        ),
       );
       const st = await gen.stats(t0);
       const resumeSeconds = (st.lastOpenAt - t0) / 1000;
@@ -85,12 +89,17 @@ export const storm: Scenario<StormResult> = {
       let expectedDeliveries = 0;
       for (const s of specs) expectedDeliveries += expected[s.project].length;
       let deliveries = 0;
-      const drained = await waitUntil(
-        async () => {
-          deliveries = (await gen!.stats()).deliveries;
-          return deliveries >= expectedDeliveries;
-        },
-        { timeoutMs: ctx.opts.full ? 180_000 : 60_000, stallMs: 15_000, progressOf: () => deliveries },
+      const drained = await satisfied(
+        waitUntil(
+          async () => {
+            deliveries = (await gen!.stats()).deliveries;
+            return deliveries >= expectedDeliveries;
+          },
+          ctx.opts.full ? 180_000 : 60_000,
+          'the drain',
+          // The 100 ms poll the figures were taken with.
+          { stallMs: 15_000, progressOf: () => deliveries, intervalMs: 100 },
+        ),
       );
       const check = await gen.check(expected);
       const end = await gen.stats(t0);

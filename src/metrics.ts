@@ -3,7 +3,8 @@ import client from 'prom-client';
 /** The daemon's metrics, in one registry per daemon (tests run several). */
 export function createMetrics() {
   const registry = new client.Registry();
-  client.collectDefaultMetrics({ register: registry, prefix: 'pgfeed_process_' });
+  // Unprefixed: dashboards for Node services expect process_* and nodejs_*.
+  client.collectDefaultMetrics({ register: registry });
   const m = {
     registry,
     subscribers: new client.Gauge({ name: 'pgfeed_subscribers', help: 'Open SSE streams by state', labelNames: ['state'] as const, registers: [registry] }),
@@ -17,7 +18,8 @@ export function createMetrics() {
     tailEvents: new client.Counter({ name: 'pgfeed_tail_events_total', help: 'Events read by the shared tail', registers: [registry] }),
     tailLag: new client.Gauge({ name: 'pgfeed_tail_lag_seconds', help: 'Age of the newest event the tail has read, at the time it read it', registers: [registry] }),
     horizonAge: new client.Gauge({ name: 'pgfeed_horizon_age_seconds', help: 'How long committed rows have waited behind the xmin horizon (0 when none wait)', registers: [registry] }),
-    horizonBlocker: new client.Gauge({ name: 'pgfeed_horizon_blocker_pid', help: 'Backend pid holding the xmin horizon back while rows wait (0 when none)', registers: [registry] }),
+    // A pid is an identifier, not a quantity: it is named in /readyz and the log.
+    horizonBlocked: new client.Gauge({ name: 'pgfeed_horizon_blocked', help: '1 while committed rows wait behind the xmin horizon, else 0', registers: [registry] }),
     ringEvents: new client.Gauge({ name: 'pgfeed_ring_events', help: 'Events in the in-memory ring', registers: [registry] }),
     ringBytes: new client.Gauge({ name: 'pgfeed_ring_bytes', help: 'Frame bytes in the in-memory ring', registers: [registry] }),
     listening: new client.Gauge({ name: 'pgfeed_listen_connected', help: '1 while the LISTEN connection is up', registers: [registry] }),

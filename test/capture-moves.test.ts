@@ -4,6 +4,8 @@ import pg from 'pg';
 import t from 'tap';
 import { loadMigrations, migrate } from '../src/db/migrate.js';
 import { emptyDatabase, testDatabase } from './harness/db.js';
+import { emit } from './helpers/change-log.js';
+import { waitUntil } from './helpers/wait.js';
 
 interface LogRow {
   seq: string;
@@ -90,9 +92,8 @@ t.test('TRUNCATE writes one truncate event to each project that had rows', async
     'the project rendered as for every other event (an int column gives "7"); nothing for the empty table',
   );
   // A marker after the truncate: once its notification is here, so are the truncate's.
-  await db.pool.query(`SELECT pgfeed.emit('p', 'marker', NULL)`);
-  const marker = (await log(db)).at(-1)!.seq;
-  while (!payloads.includes(marker)) await new Promise((r) => setTimeout(r, 10));
+  const marker = String((await emit(db.pool, 'p', 'marker'))[0]);
+  await waitUntil(() => payloads.includes(marker), 10_000, 'the marker notification');
   t.equal(payloads.length, 3, 'the truncate notified, once per tracked table that wrote events, then the marker');
 });
 

@@ -1,6 +1,28 @@
 // Capture SQL: triggers, emit, and track() errors, on a real Postgres.
 import t from 'tap';
-import { testDatabase } from './harness/db.js';
+import { testDatabase, type TestDatabase } from './harness/db.js';
+import { DELIVERY_ORDER } from './helpers/change-log.js';
+import { waitUntil } from './helpers/wait.js';
+/**
+ * The payloads NOTIFY sent on the pgfeed channel while `writes` ran. A marker
+ * notified after them is the witness: Postgres delivers notifications in
+ * commit order, so anything the writes sent has arrived once the marker has.
+ */
+async function notificationsOf(db: TestDatabase, writes: () => Promise<void>): Promise<string[]> {
+  const listener = await db.pool.connect();
+  const payloads: string[] = [];
+  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+  try {
+    await listener.query('LISTEN pgfeed');
+    await writes();
+    await db.pool.query(`SELECT pg_notify('pgfeed', 'marker')`);
+    await waitUntil(() => payloads.includes('marker'), 5_000, 'the marker notification');
+    return payloads.slice(0, payloads.indexOf('marker'));
+  } finally {
+    await listener.query('UNLISTEN pgfeed');
+    listener.release();
+  }
+}
 
 interface LogRow {
   seq: string;
@@ -18,7 +40,7 @@ t.test('insert, update and delete are captured', async (t) => {
   await db.pool.query(`INSERT INTO orders VALUES (1, 'acme', 10), (2, 'globex', 20)`);
   await db.pool.query(`UPDATE orders SET total = total + 1`);
   await db.pool.query(`DELETE FROM orders WHERE id = 1`);
-  const { rows } = await db.pool.query<LogRow>('SELECT * FROM pgfeed.change_log ORDER BY xid, seq');
+  const { rows } = await db.pool.query<LogRow>(`SELECT * FROM pgfeed.change_log ${DELIVERY_ORDER}`);
   t.same(
     rows.map((r) => [r.project, r.type, r.op, r.tbl]),
     [
@@ -48,15 +70,11 @@ t.test('a multi-row update pairs each old row with its own new row', async (t) =
 t.test('one NOTIFY per statement, carrying a seq', async (t) => {
   const db = await testDatabase(t);
   await db.pool.query(`CREATE TABLE bulk (id int); SELECT pgfeed.track('bulk', NULL, 'p')`);
-  const listener = await db.pool.connect();
-  const payloads: string[] = [];
-  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
-  await listener.query('LISTEN pgfeed');
-  await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 1000)');
-  await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 10)');
-  await db.pool.query('UPDATE bulk SET id = id WHERE false');
-  await new Promise((r) => setTimeout(r, 200));
-  listener.release();
+  const payloads = await notificationsOf(db, async () => {
+    await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 1000)');
+    await db.pool.query('INSERT INTO bulk SELECT generate_series(1, 10)');
+    await db.pool.query('UPDATE bulk SET id = id WHERE false');
+  });
   t.equal(payloads.length, 2, 'two writing statements, two notifications; an empty statement sends none');
   const max = (await db.pool.query('SELECT max(seq)::text AS m FROM pgfeed.change_log')).rows[0].m;
   t.equal(payloads[1], max, 'the payload is the last seq of the statement');
@@ -66,18 +84,16 @@ t.test('update and delete notify once with their own last seq', async (t) => {
   const db = await testDatabase(t);
   await db.pool.query(`CREATE TABLE rows3 (id int, v int); SELECT pgfeed.track('rows3', NULL, 'p');
     INSERT INTO rows3 SELECT g, g FROM generate_series(1, 50) g`);
-  const listener = await db.pool.connect();
-  const payloads: string[] = [];
-  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
-  await listener.query('LISTEN pgfeed');
   const last = async () => (await db.pool.query('SELECT max(seq)::text AS m FROM pgfeed.change_log')).rows[0].m;
-  await db.pool.query('UPDATE rows3 SET v = v + 1 WHERE id <= 20');
-  const afterUpdate = await last();
-  await db.pool.query('DELETE FROM rows3 WHERE id > 40');
-  const afterDelete = await last();
-  await db.pool.query('DELETE FROM rows3 WHERE id > 1000');
-  await new Promise((r) => setTimeout(r, 200));
-  listener.release();
+  let afterUpdate = '';
+  let afterDelete = '';
+  const payloads = await notificationsOf(db, async () => {
+    await db.pool.query('UPDATE rows3 SET v = v + 1 WHERE id <= 20');
+    afterUpdate = await last();
+    await db.pool.query('DELETE FROM rows3 WHERE id > 40');
+    afterDelete = await last();
+    await db.pool.query('DELETE FROM rows3 WHERE id > 1000');
+  });
   t.same(payloads, [afterUpdate, afterDelete], 'one each, the last seq each wrote; nothing for a statement that touched no row');
 });
 
@@ -105,7 +121,7 @@ t.test('emit commits and rolls back with its transaction, savepoints included', 
     await c.query('ROLLBACK');
     await c.query('BEGIN');
   });
-  const { rows } = await db.pool.query<LogRow>('SELECT seq::text, type, op, tbl, data FROM pgfeed.change_log ORDER BY xid, seq');
+  const { rows } = await db.pool.query<LogRow>(`SELECT seq::text, type, op, tbl, data FROM pgfeed.change_log ${DELIVERY_ORDER}`);
   t.same(rows.map((r) => r.type), ['pr_opened', 'pr_review_thread_added']);
   t.equal(rows[0].seq, seq, 'emit returns the seq');
   t.equal(rows[0].op, null);
@@ -209,16 +225,12 @@ t.test('with notify off in pgfeed.settings, writers send no NOTIFY', async (t) =
   const db = await testDatabase(t);
   await db.pool.query(`CREATE TABLE quietly (id int); SELECT pgfeed.track('quietly', NULL, 'p');
     UPDATE pgfeed.settings SET notify = false`);
-  const listener = await db.pool.connect();
-  const payloads: string[] = [];
-  listener.on('notification', (n) => payloads.push(n.payload ?? ''));
-  await listener.query('LISTEN pgfeed');
-  await db.pool.query('INSERT INTO quietly VALUES (1), (2)');
-  await db.pool.query(`SELECT pgfeed.emit('p', 'e', '{}')`);
-  await db.pool.query('UPDATE pgfeed.settings SET notify = true');
-  await db.pool.query('INSERT INTO quietly VALUES (3)');
-  await new Promise((r) => setTimeout(r, 200));
-  listener.release();
+  const payloads = await notificationsOf(db, async () => {
+    await db.pool.query('INSERT INTO quietly VALUES (1), (2)');
+    await db.pool.query(`SELECT pgfeed.emit('p', 'e', '{}')`);
+    await db.pool.query('UPDATE pgfeed.settings SET notify = true');
+    await db.pool.query('INSERT INTO quietly VALUES (3)');
+  });
   const { rows } = await db.pool.query('SELECT count(*)::int AS n FROM pgfeed.change_log');
   t.equal(rows[0].n, 4, 'every change is still captured');
   t.equal(payloads.length, 1, 'only the write made with notify on rang the doorbell');

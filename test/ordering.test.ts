@@ -9,10 +9,11 @@ import type { Filter, Position } from '../src/interfaces.js';
 import { isAfter } from '../src/position.js';
 import { testDatabase } from './harness/db.js';
 import { mulberry32 } from './helpers/random.js';
+import { deliveryOrder } from './helpers/change-log.js';
+import { sleep } from './helpers/wait.js';
 
 const RUNS = Number(process.env.PGFEED_ORDERING_RUNS ?? 200);
 const WRITERS = 8;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Reads with readBatch from `start` until `done()` and the horizon has passed every writer. */
 async function horizonReader(pool: pg.Pool, start: Position, filter: Filter | null, rnd: () => number, done: () => number) {
@@ -139,9 +140,7 @@ t.test(`${RUNS} randomized runs, ${WRITERS} concurrent writers each`, async (t) 
       if (foreign.length) failures++, t.fail(`run ${run} (seed ${seed}): read rows nobody committed: ${foreign.map((f) => f.seq)}`);
     }
     const seqs = mineOnly.map((g) => g.seq);
-    const expected = (await db.pool.query<{ seq: string }>(
-      // Qualified: a bare `seq` would sort by the text output column.
-      'SELECT seq::text FROM pgfeed.change_log c WHERE project = $1 ORDER BY c.xid, c.seq', [project])).rows.map((r) => Number(r.seq));
+    const expected = await deliveryOrder(db.pool, project);
     const missing = committed.filter((s) => !seqs.includes(s));
     const dup = seqs.length - new Set(seqs).size;
     const ordered = mineOnly.every((g, i) => i === 0 || isAfter(g.pos, mineOnly[i - 1].pos));

@@ -132,7 +132,7 @@ export class LoadClient {
 
   private event(ev: SseEvent): void {
     if (ev.event === 'pgfeed.unavailable') return this.refused(JSON.parse(ev.data).code);
-    if (ev.id === undefined || ev.event.startsWith('pgfeed.')) return;
+    if (ev.id === null || ev.event.startsWith('pgfeed.')) return;
     this.lastId = ev.id;
     this.received.push(Number(ev.id));
     this.hooks.onEvent(this.arrivalUs);

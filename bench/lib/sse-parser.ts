@@ -1,24 +1,17 @@
-// Incremental HTTP/1.1 response + Server-Sent Events parser for raw sockets.
+// Incremental HTTP/1.1 response parser for raw sockets, feeding the shared
+// text/event-stream decoder.
 //
 // The load generator keeps thousands of streams per process, so this avoids
 // node:http (one IncomingMessage and stream pipeline per response) and works
 // on the bytes directly: status line and headers, then an optional chunked
-// transfer decoding, then SSE line framing. Only what the bench needs is kept:
-// id, event, data and retry fields; comments are counted, not stored.
+// transfer decoding, then SSE line framing.
 
-import { StringDecoder } from 'node:string_decoder';
+import { SseDecoder, type SseEvent, type SseHandlers as EventHandlers } from '../../test/helpers/sse-decoder.js';
 
-export interface SseEvent {
-  id: string | undefined;
-  event: string;
-  data: string;
-}
+export type { SseEvent };
 
-export interface SseHandlers {
+export interface SseHandlers extends Required<EventHandlers> {
   onHead(status: number, headers: Record<string, string>): void;
-  onEvent(ev: SseEvent): void;
-  onRetry(ms: number): void;
-  onComment(): void;
   /** The response body ended (last chunk of a chunked body). */
   onEnd(): void;
 }
@@ -39,14 +32,11 @@ export class SseParser {
   private head: Buffer | null = null;
   private chunkLeft = 0;
   private sizeLine = '';
-  private decoder = new StringDecoder('utf8');
-  private text = '';
-  // Fields of the event being assembled; SSE dispatches on a blank line.
-  private id: string | undefined;
-  private event = '';
-  private data: string | null = null;
+  private readonly events: SseDecoder;
 
-  constructor(private readonly h: SseHandlers) {}
+  constructor(private readonly h: SseHandlers) {
+    this.events = new SseDecoder(h);
+  }
 
   /** Feed raw socket bytes. */
   push(buf: Buffer): void {
@@ -123,51 +113,6 @@ export class SseParser {
   }
 
   private body(buf: Buffer, start: number, end: number): void {
-    let t = this.text + this.decoder.write(buf.subarray(start, end));
-    // SSE allows CRLF, LF and CR line ends; normalise only when needed.
-    if (t.indexOf('\r') >= 0) t = t.replace(/\r\n?/g, '\n');
-    let pos = 0;
-    for (;;) {
-      const nl = t.indexOf('\n', pos);
-      if (nl < 0) break;
-      this.line(t, pos, nl);
-      pos = nl + 1;
-    }
-    this.text = pos === 0 ? t : t.slice(pos);
-  }
-
-  private line(t: string, start: number, end: number): void {
-    if (start === end) {
-      if (this.data !== null) this.h.onEvent({ id: this.id, event: this.event || 'message', data: this.data });
-      this.data = null;
-      this.event = '';
-      return;
-    }
-    const c0 = t.charCodeAt(start);
-    if (c0 === 58 /* : */) {
-      this.h.onComment();
-      return;
-    }
-    let colon = t.indexOf(':', start);
-    if (colon < 0 || colon > end) colon = end;
-    const field = t.slice(start, colon);
-    let vstart = colon + 1;
-    if (t.charCodeAt(vstart) === 32) vstart++;
-    const value = vstart <= end ? t.slice(vstart, end) : '';
-    switch (field) {
-      case 'data':
-        this.data = this.data === null ? value : this.data + '\n' + value;
-        break;
-      case 'id':
-        // The last event ID persists across events, as in EventSource.
-        if (value.indexOf('\0') < 0) this.id = value;
-        break;
-      case 'event':
-        this.event = value;
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) this.h.onRetry(Number(value));
-        break;
-    }
+    this.events.push(buf.subarray(start, end));
   }
 }

@@ -5,6 +5,7 @@
 
 import pg from 'pg';
 import { PAYLOAD } from './sample-row.js';
+import { deliveryOrder } from '../../test/helpers/change-log.js';
 
 const INSERT = `INSERT INTO public.orders (project, sent_us, payload)
   SELECT p, (extract(epoch FROM clock_timestamp()) * 1e6)::bigint, $2 FROM unnest($1::text[]) AS p`;
@@ -106,8 +107,7 @@ export async function expectedOrder(url: string, projects: string[]): Promise<Re
   try {
     const out: Record<string, number[]> = {};
     for (const p of projects) {
-      const r = await c.query<{ seq: string }>('SELECT seq FROM pgfeed.change_log WHERE project = $1 ORDER BY xid, seq', [p]);
-      out[p] = r.rows.map((x) => Number(x.seq));
+      out[p] = await deliveryOrder(c, p);
     }
     return out;
   } finally {

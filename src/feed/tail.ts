@@ -164,12 +164,13 @@ export class Tail {
       this.heldSince = null;
       this.blocker = null;
       this.metrics.horizonAge.set(0);
-      this.metrics.horizonBlocker.set(0);
+      this.metrics.horizonBlocked.set(0);
       return;
     }
     const now = Date.now();
     this.heldSince ??= now;
     this.metrics.horizonAge.set((now - this.heldSince) / 1000);
+    this.metrics.horizonBlocked.set(1);
     if (now - this.lastBlockerCheck >= 1_000) {
       this.lastBlockerCheck = now;
       // Off the read path: on a busy server rows are briefly held at almost
@@ -188,7 +189,6 @@ export class Tail {
       // Rows released while it ran: nothing is held any more.
       if (this.heldSince === null) return;
       this.blocker = blocker;
-      this.metrics.horizonBlocker.set(blocker?.pid ?? 0);
       if (heldMs >= 5_000) this.log.warn({ heldMs, blocker }, 'rows held back by an open transaction');
     } catch (err) {
       // The pool is gone after close(): nothing to report then.

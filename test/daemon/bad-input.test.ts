@@ -5,17 +5,13 @@ import { testDatabase } from '../harness/db.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { rawHeader, rawRequest } from '../helpers/raw-http.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
+import { emit } from '../helpers/change-log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const daemon = await startDaemon(t, db.url);
 const open: SseClient[] = [];
 t.teardown(() => open.forEach((c) => c.close()));
-
-const emit = async (project: string, n = 1): Promise<number[]> => {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(Number((await db.pool.query(`SELECT pgfeed.emit($1, 'tick', jsonb_build_object('i', $2::int)) AS s`, [project, i])).rows[0].s));
-  return out;
-};
 
 // Opened before any bad input; checked at the end.
 const healthy = await connectSse(`${daemon.base}/v1/events?project=healthy&after=now`);
@@ -96,7 +92,7 @@ t.test('cursor: a seq that does not exist, and a seq of another project', async 
   await rejected(t, '/v1/events?project=x', 400, 'unknown_cursor', { headers: { 'Last-Event-ID': '999999999' } });
   await rejected(t, '/v1/changes?project=x&after=999999999', 400, 'unknown_cursor');
 
-  const [secret] = await emit('someone-else');
+  const [secret] = await emit(db.pool, 'someone-else');
   await db.pool.query(`UPDATE pgfeed.change_log SET data = '{"secret":"s3cr3t"}' WHERE seq = $1`, [secret]);
   for (const r of [
     await rejected(t, `/v1/events?project=mine&after=${secret}`, 400, 'unknown_cursor'),
@@ -154,7 +150,7 @@ t.test('unknown path and method', async (t) => {
 });
 
 t.test('a cursor pruned by retention: 410 cursor_expired with the earliest seq', async (t) => {
-  const seqs = await emit('pruned', 5);
+  const seqs = await emit(db.pool, 'pruned', 'tick', 5);
   const [, , cut] = seqs;
   await db.pool.query('UPDATE pgfeed.settings SET pruned_through = $1', [cut]);
   await db.pool.query('DELETE FROM pgfeed.change_log WHERE seq <= $1', [cut]);
@@ -189,7 +185,7 @@ t.test('oversized headers: refused, and the daemon still serves', async (t) => {
 });
 
 t.test('the healthy stream opened first still receives new events', async (t) => {
-  const [seq] = await emit('healthy');
+  const [seq] = await emit(db.pool, 'healthy');
   await healthy.waitFor((c) => c.seqs.includes(seq), 10_000, 'the new event');
   t.same(healthy.seqs, [seq], 'exactly the new event');
   t.notOk(healthy.closed, 'still open');
@@ -197,7 +193,7 @@ t.test('the healthy stream opened first still receives new events', async (t) =>
 
 t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with Retry-After, or a retry for an EventSource', async (t) => {
   const small = await startDaemon(t, db.url, { PGFEED_MAX_STREAMS: '50' });
-  const [cursor] = await emit('flood');
+  const [cursor] = await emit(db.pool, 'flood');
   // A seq cursor needs a database lookup before the stream opens: all 60 race it.
   // Not EventSources (no text/event-stream in Accept): those are refused with JSON.
   const clients = await Promise.all(Array.from({ length: 60 }, () => connectSse(`${small.base}/v1/events?project=flood&after=${cursor}`, { Accept: '*/*' })));
@@ -232,7 +228,7 @@ t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with
   t.equal(polled.status, 503, 'a long-poll is refused too while full');
   t.equal(polled.body.error.code, 'over_capacity');
   // The open ones still stream.
-  const [next] = await emit('flood');
+  const [next] = await emit(db.pool, 'flood');
   await Promise.all(ok.map((c) => c.waitFor((c) => c.seqs.includes(next), 10_000, 'the next event')));
   t.pass('the 50 open streams receive new events');
   ok.forEach((c) => c.close());
@@ -243,10 +239,3 @@ t.test('a flood of streams beyond PGFEED_MAX_STREAMS gets 503 over_capacity with
   again.forEach((c) => c.close());
 });
 
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

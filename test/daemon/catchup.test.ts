@@ -4,10 +4,11 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
+import { deliveryOrder } from '../helpers/change-log.js';
 
 const db = await testDatabase(t);
 await db.pool.query(`SELECT pgfeed.emit('cu', 'e', jsonb_build_object('i', g)) FROM generate_series(1, 2048) g`);
-const expected = (await db.pool.query<{ s: string }>(`SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = 'cu' ORDER BY c.xid, c.seq`)).rows.map((r) => Number(r.s));
+const expected = await deliveryOrder(db.pool, 'cu');
 
 t.test('same position, same filter: one query for many subscribers', async (t) => {
   const daemon = await startDaemon(t, db.url, { PGFEED_CATCHUP_CONCURRENCY: '2' });

@@ -3,15 +3,12 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { emit } from '../helpers/change-log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const daemon = await startDaemon(t, db.url);
 const changes = (q: string) => getJson(`${daemon.base}/v1/changes?${q}`);
-const emit = async (project: string, type: string, n = 1): Promise<number[]> => {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(Number((await db.pool.query(`SELECT pgfeed.emit($1, $2, jsonb_build_object('i', $3::int)) AS s`, [project, type, i])).rows[0].s));
-  return out;
-};
 const seqsOf = (body: { events: { seq: number }[] }) => body.events.map((e) => e.seq);
 
 t.test('next: the cursor you passed, or null, when there are no events', async (t) => {
@@ -21,13 +18,13 @@ t.test('next: the cursor you passed, or null, when there are no events', async (
     t.equal(r.headers.get('content-type'), 'application/json');
     t.same(r.body, { events: [], next: null, has_more: false }, `${q}: next is null`);
   }
-  const [own] = await emit('empty-after', 'x');
+  const [own] = await emit(db.pool, 'empty-after', 'x');
   const r = await changes(`project=empty-after&after=${own}`);
   t.same(r.body, { events: [], next: String(own), has_more: false }, 'after=<seq>: next is the cursor passed');
 });
 
 t.test('pages: limit, has_more, next is the last event', async (t) => {
-  const seqs = await emit('paged', 'tick', 7);
+  const seqs = await emit(db.pool, 'paged', 'tick', 7);
   const p1 = await changes('project=paged&limit=3');
   t.same(seqsOf(p1.body), seqs.slice(0, 3));
   t.equal(p1.body.next, String(seqs[2]), 'next is a string: the last seq');
@@ -70,10 +67,10 @@ t.test('next is the last event, not the largest seq: seqs are not monotonic', as
 });
 
 t.test('types filters read from Postgres: exact names only, globs only, both', async (t) => {
-  await emit('typed', 'pr_opened');
-  await emit('typed', 'session_started');
-  await emit('typed', 'prXopened');
-  await emit('typed', 'pr_closed');
+  await emit(db.pool, 'typed', 'pr_opened');
+  await emit(db.pool, 'typed', 'session_started');
+  await emit(db.pool, 'typed', 'prXopened');
+  await emit(db.pool, 'typed', 'pr_closed');
   const cases: [string, string[]][] = [
     ['pr_*', ['pr_opened', 'pr_closed']],
     ['pr_*,session_*', ['pr_opened', 'session_started', 'pr_closed']],
@@ -93,10 +90,10 @@ t.test('types filters read from Postgres: exact names only, globs only, both', a
 });
 
 t.test('long-poll: answers with the first new events, or empty when wait runs out', async (t) => {
-  const [cursor] = await emit('lp', 'x');
+  const [cursor] = await emit(db.pool, 'lp', 'x');
   const waiting = changes(`project=lp&after=${cursor}&wait=30`);
   await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.long_polls === 1, 5_000, 'the long-poll to wait');
-  const [next] = await emit('lp', 'x');
+  const [next] = await emit(db.pool, 'lp', 'x');
   const r = await waiting;
   t.same(seqsOf(r.body), [next]);
   t.equal(r.body.next, String(next));
@@ -104,7 +101,7 @@ t.test('long-poll: answers with the first new events, or empty when wait runs ou
   t.same(empty.body, { events: [], next: String(next), has_more: false }, 'an empty page keeps the cursor');
   const now = changes('project=lp&after=now&wait=30');
   await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.long_polls === 1, 5_000, 'the long-poll to wait');
-  const [third] = await emit('lp', 'x');
+  const [third] = await emit(db.pool, 'lp', 'x');
   t.same(seqsOf((await now).body), [third], 'after=now waits for new events');
 });
 
@@ -127,8 +124,8 @@ t.test('healthz, readyz, metrics, and other methods', async (t) => {
     'pgfeed_subscribers', 'pgfeed_long_polls', 'pgfeed_events_delivered_total', 'pgfeed_requests_rejected_total',
     'pgfeed_slow_streams_closed_total', 'pgfeed_db_queries_total', 'pgfeed_catchup_shared_total', 'pgfeed_catchup_waiting',
     'pgfeed_notify_wakeups_total', 'pgfeed_listen_connected', 'pgfeed_tail_events_total', 'pgfeed_tail_lag_seconds',
-    'pgfeed_horizon_age_seconds', 'pgfeed_horizon_blocker_pid', 'pgfeed_ring_events', 'pgfeed_ring_bytes',
-    'pgfeed_process_process_resident_memory_bytes', 'pgfeed_process_nodejs_eventloop_lag_seconds', 'pgfeed_process_nodejs_active_handles_total',
+    'pgfeed_horizon_age_seconds', 'pgfeed_horizon_blocked', 'pgfeed_ring_events', 'pgfeed_ring_bytes',
+    'process_cpu_seconds_total', 'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds', 'nodejs_active_handles_total',
   ]) t.match(text, new RegExp(`^# TYPE ${name} `, 'm'), `${name} is exported`);
   for (const method of ['HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS']) {
     const r = await fetch(`${daemon.base}/v1/events?project=x`, { method });
@@ -138,10 +135,3 @@ t.test('healthz, readyz, metrics, and other methods', async (t) => {
   }
 });
 
-async function waitUntil(cond: () => Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

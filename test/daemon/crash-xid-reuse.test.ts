@@ -17,11 +17,13 @@ import { Cluster } from '../helpers/pg-cluster.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { deliveryOrder } from '../helpers/change-log.js';
+import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const PROJECT = 'crash';
 /** How many xids to burn, and so how far the horizon moves past the last durable one. */
 const BURN = 50;
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const cluster = await Cluster.create({
   settings: {
@@ -90,11 +92,7 @@ async function lsnLessOrEqual(c: pg.Client, a: string, b: string): Promise<boole
 async function afterWalWriterRound(c: pg.Client): Promise<void> {
   const before = await walWritten(c);
   await burnXids(c, 1);
-  const deadline = Date.now() + 15_000;
-  while (await lsnLessOrEqual(c, await walWritten(c), before)) {
-    if (Date.now() > deadline) throw new Error('the WAL writer wrote nothing out within 15 s');
-    await sleep(20);
-  }
+  await waitUntil(async () => !(await lsnLessOrEqual(c, await walWritten(c), before)), 15_000, 'the WAL writer to write something out', { intervalMs: 20 });
 }
 
 /** Throws unless WAL is still unwritten from `insertBefore` on: the burnt commits must be lost in the crash. */
@@ -151,11 +149,7 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
     const maxBurnt = await burnXids(c, BURN);
     const horizon = Number((await c.query<{ h: string }>('SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS h')).rows[0].h);
     t.ok(horizon > maxBurnt, `the horizon (${horizon}) is past the burnt xids (up to ${maxBurnt})`);
-    const deadline = Date.now() + 5_000;
-    while ((await tailHead()).xid < horizon) {
-      if (Date.now() > deadline) throw new Error(`the tail did not read at horizon ${horizon} within 5 s (head ${JSON.stringify(await tailHead())})`);
-      await sleep(50);
-    }
+    await waitUntil(async () => (await tailHead()).xid >= horizon, 5_000, `the tail to read at horizon ${horizon}`);
     const head = await tailHead();
     t.ok(head.xid >= horizon && head.xid > r1.xid, `the tail's head (${head.xid}:${head.seq}) lies at the horizon, past r1 (xid ${r1.xid})`);
     // Nothing may have written the burnt commit records out, or the crash
@@ -171,19 +165,20 @@ t.test('a row committed under a reissued xid after a crash is delivered', async 
   t.ok(r2.xid > r1.xid, `r2's xid ${r2.xid} is after r1's ${r1.xid}`);
 
   await live.waitFor((c) => c.seqs.length >= 2, 20_000, 'r2 on the stream that was open across the crash');
-  await sleep(500); // a few polls more: a second copy would show up now
-  t.same(live.seqs, [r1.seq, r2.seq], 'the live stream delivers r2 once, after r1');
-  t.equal(live.closed, false, 'the stream stayed open across the crash');
-
   const page = await getJson(`${daemon.base}/v1/changes?project=${PROJECT}&after=${r1.seq}`);
   t.equal(page.status, 200);
   t.same(page.body.events.map((e: { seq: number }) => e.seq), [r2.seq], 'a poll after r1 returns r2');
 
+  // A row committed after r2 is the witness: a second copy of r2 would come before it.
+  const r3 = await commitRow('r3');
+  await live.waitFor((c) => c.seqs.includes(r3.seq), 20_000, 'the row after r2');
+  t.same(live.seqs, [r1.seq, r2.seq, r3.seq], 'the live stream delivers r2 once, after r1');
+  t.equal(live.closed, false, 'the stream stayed open across the crash');
+
   const resumed = await connectSse(`${daemon.base}/v1/events?project=${PROJECT}&after=0`, { 'Last-Event-ID': String(r1.seq) });
   t.teardown(() => resumed.close());
-  await resumed.waitFor((c) => c.seqs.length >= 1, 10_000, 'r2 on a stream resumed after r1');
-  await sleep(300);
-  t.same(resumed.seqs, [r2.seq], 'a stream resumed after r1 gets r2, once');
+  await resumed.waitFor((c) => c.seqs.includes(r3.seq), 10_000, 'r2 and r3 on a stream resumed after r1');
+  t.same(resumed.seqs, [r2.seq, r3.seq], 'a stream resumed after r1 gets r2, once');
 
   t.ok(daemon.logs.some((l) => l.msg === 'Postgres restarted; the tail reads again from its last row'), 'the tail noticed the restart');
 });
@@ -196,10 +191,12 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
   const project = 'stale';
   const backlog = await withClient(async (c) => {
     await c.query(`SELECT pgfeed.emit($1, 'old', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 300) g`, [project]);
-    return (await c.query<{ s: string }>('SELECT seq::text AS s FROM pgfeed.change_log c WHERE project = $1 ORDER BY c.xid, c.seq', [project])).rows.map((r) => Number(r.s));
+    return deliveryOrder(c, project);
   });
 
-  const pool = new pg.Pool({ connectionString: cluster.url, max: 4 });
+  const timers = trackTimers(t);
+  // No idle timers, so that every timer left is the feed's.
+  const pool = new pg.Pool({ connectionString: cluster.url, max: 4, idleTimeoutMillis: 0 });
   pool.on('error', () => {}); // the crash kills its connections; the feed retries
   t.teardown(() => pool.end());
   const metrics = createMetrics();
@@ -219,11 +216,7 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
     await tail.start();
     const sub = new Subscriber({ tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project, types: [] }, { xid: 0, seq: 0 });
     sub.start();
-    const deadline = Date.now() + 5_000;
-    while (sub.state !== 'paused') {
-      if (Date.now() > deadline) throw new Error(`the stream did not pause on its first write (state ${sub.state})`);
-      await sleep(10);
-    }
+    await waitUntil(() => sub.state === 'paused', 5_000, 'the stream to pause on its first write', { intervalMs: 10 });
     t.ok(sink.seqs.length < backlog.length, `paused part-way through the batch (${sink.seqs.length} of ${backlog.length})`);
     await assertUnwritten(c, insertBefore);
     return { maxBurnt, horizon, sub };
@@ -234,17 +227,18 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
   const r2 = await commitRow('r2', project);
   t.ok(r2.xid < horizon, `r2's xid ${r2.xid} lies below the batch's horizon ${horizon}`);
   // The tail reads r2 while the stream is still paused, so the stream must find it itself.
-  const deadline = Date.now() + 10_000;
-  while (tail.lastRow.seq !== r2.seq) {
-    if (Date.now() > deadline) throw new Error('the in-process tail did not read r2 within 10 s');
-    await sleep(20);
-  }
+  await waitUntil(() => tail.lastRow.seq === r2.seq, 10_000, 'the in-process tail to read r2', { intervalMs: 20 });
   t.equal(sub.state, 'paused', 'the stream was still paused when the tail read r2');
 
   sink.release();
-  const until = Date.now() + 10_000;
-  while (sink.seqs.length < backlog.length + 1 && Date.now() < until) await sleep(20);
-  await sleep(300);
-  t.same(sink.seqs, [...backlog, r2.seq], `the backlog, then r2, each once (got ${sink.seqs.length}: ${sink.seqs.slice(0, 3)} … ${sink.seqs.slice(-3)}; backlog ${backlog.length}: ${backlog.slice(0, 3)} … ${backlog.slice(-3)}; r2 ${r2.seq})`);
+  await waitUntil(() => sink.seqs.includes(r2.seq), 10_000, 'r2 on the stream', { intervalMs: 20 });
+  // A row committed after r2 is the witness: a second copy of r2 would come before it.
+  const r3 = await commitRow('r3', project);
+  await waitUntil(() => sink.seqs.includes(r3.seq), 10_000, 'the row after r2', { intervalMs: 20 });
+  t.same(sink.seqs, [...backlog, r2.seq, r3.seq], `the backlog, then r2, each once (got ${sink.seqs.length}: ${sink.seqs.slice(0, 3)} … ${sink.seqs.slice(-3)}; backlog ${backlog.length}: ${backlog.slice(0, 3)} … ${backlog.slice(-3)}; r2 ${r2.seq})`);
   t.equal(sub.state, 'live', 'and the stream is live');
+
+  sub.close();
+  await tail.close();
+  await assertReleased(t, hub, timers);
 });

@@ -10,15 +10,7 @@ import t from 'tap';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 import { freePort } from '../helpers/free-port.js';
-
-
-async function waitUntil(cond: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+import { waitUntil } from '../helpers/wait.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'pgfeed-embedded-'));
 // mkdtemp makes it 0700; as root, the postgres user must be able to enter it.

@@ -3,6 +3,7 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
+import { deliveryOrder, emit } from '../helpers/change-log.js';
 
 const db = await testDatabase(t);
 await db.pool.query(`CREATE TABLE orders (id serial PRIMARY KEY, tenant text NOT NULL, total int);
@@ -16,12 +17,6 @@ async function sse(q: string, headers: Record<string, string> = {}) {
   open.push(c);
   return c;
 }
-const emit = async (project: string, type: string, n = 1): Promise<number[]> => {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(Number((await db.pool.query(`SELECT pgfeed.emit($1, $2, jsonb_build_object('i', $3::int)) AS s`, [project, type, i])).rows[0].s));
-  return out;
-};
-
 t.test('a row inserted in the database shows up on the stream', async (t) => {
   const c = await sse('project=acme&after=now');
   t.equal(c.status, 200);
@@ -43,7 +38,7 @@ t.test('a row inserted in the database shows up on the stream', async (t) => {
 });
 
 t.test('resume: after=0, after=<seq>, Last-Event-ID, after=now, exactly once', async (t) => {
-  const seqs = await emit('resume', 'tick', 20);
+  const seqs = await emit(db.pool, 'resume', 'tick', 20);
   const all = await sse('project=resume&after=0');
   await all.waitFor((c) => c.seqs.length === 20, 10_000, '20 events');
   t.same(all.seqs, seqs, 'after=0 replays retained history in order');
@@ -63,7 +58,7 @@ t.test('resume: after=0, after=<seq>, Last-Event-ID, after=now, exactly once', a
 
   const now = await sse('project=resume&after=now');
   await now.waitFor((c) => c.retry !== null);
-  const more = await emit('resume', 'tick', 3);
+  const more = await emit(db.pool, 'resume', 'tick', 3);
   await now.waitFor((c) => c.seqs.length === 3, 10_000, '3 new events');
   t.same(now.seqs, more, 'after=now gets only new events');
 
@@ -71,7 +66,7 @@ t.test('resume: after=0, after=<seq>, Last-Event-ID, after=now, exactly once', a
   const first = await sse('project=resume&after=0');
   await first.waitFor((c) => c.seqs.length >= 23, 10_000, 'history');
   first.close();
-  const burst = emit('resume', 'tick', 30);
+  const burst = emit(db.pool, 'resume', 'tick', 30);
   const second = await sse('project=resume', { 'Last-Event-ID': first.lastEventId! });
   const burstSeqs = await burst;
   await second.waitFor((c) => c.seqs.at(-1) === burstSeqs.at(-1), 10_000, 'the burst');
@@ -85,12 +80,12 @@ t.test('types filter: exact names and prefix globs', async (t) => {
   const glob = await sse('project=typed&after=now&types=pr_*,items.insert');
   const everything = await sse('project=typed&after=now&types=*');
   await Promise.all([exact, glob, everything].map((c) => c.waitFor((c) => c.retry !== null)));
-  await emit('typed', 'pr_opened');
-  await emit('typed', 'pr_closed');
-  await emit('typed', 'session_started');
+  await emit(db.pool, 'typed', 'pr_opened');
+  await emit(db.pool, 'typed', 'pr_closed');
+  await emit(db.pool, 'typed', 'session_started');
   await db.pool.query(`INSERT INTO items (tenant) VALUES ('typed'); UPDATE items SET id = id`);
   // pr_%_ must not match as a LIKE pattern: the glob is a literal prefix.
-  await emit('typed', 'prXopened');
+  await emit(db.pool, 'typed', 'prXopened');
   await everything.waitFor((c) => c.seqs.length === 6, 10_000, 'all six');
   await glob.waitFor((c) => c.events.filter((e) => e.id).length >= 3, 10_000, 'glob matches');
   t.same(exact.events.filter((e) => e.id).map((e) => e.event), ['pr_opened']);
@@ -122,10 +117,8 @@ t.test('isolation: a stream never carries another project', async (t) => {
       c.release();
     }
   }));
-  const truth = await db.pool.query<{ project: string; seqs: string[] }>(
-    `SELECT project, array_agg(seq::text ORDER BY xid, seq) AS seqs FROM pgfeed.change_log WHERE project LIKE 'p_' GROUP BY project`);
   for (const [i, p] of projects.entries()) {
-    const expected = truth.rows.find((r) => r.project === p)!.seqs.map(Number);
+    const expected = await deliveryOrder(db.pool, p);
     await clients[i].waitFor((c) => c.seqs.length >= expected.length, 10_000, `${p} events`);
     t.same(clients[i].seqs, expected, `${p}: exactly its own events, in (xid, seq) order`);
     t.ok(clients[i].events.every((e) => !e.id || e.json.project === p), `${p}: no foreign project`);
@@ -136,7 +129,7 @@ t.test('event_names=off: the same events with no event: line, from the database,
   // Live from the start: opened before anything is written.
   const live = await sse('project=unnamed&after=now&event_names=off');
   await live.waitFor((c) => c.retry !== null, 5000, 'the retry frame');
-  const before = await emit('unnamed', 'a.one', 3);
+  const before = await emit(db.pool, 'unnamed', 'a.one', 3);
   // Readers of history: unfiltered (shared slabs) and filtered (its own), unnamed and named.
   const [all, filtered, named] = await Promise.all([
     sse('project=unnamed&after=0&event_names=off'),
@@ -144,7 +137,7 @@ t.test('event_names=off: the same events with no event: line, from the database,
     sse('project=unnamed&after=0'),
   ]);
   await Promise.all([all, filtered, named].map((c) => c.waitFor((c) => c.retry !== null, 5000, 'the retry frame')));
-  const after = [...(await emit('unnamed', 'a.two', 2)), ...(await emit('unnamed', 'b.other', 1))];
+  const after = [...(await emit(db.pool, 'unnamed', 'a.two', 2)), ...(await emit(db.pool, 'unnamed', 'b.other', 1))];
   await all.waitFor((c) => c.seqs.length === 6, 10_000, 'every event, unfiltered');
   await filtered.waitFor((c) => c.seqs.length === 5, 10_000, 'the a.* events');
   await live.waitFor((c) => c.seqs.length === 6, 10_000, 'every event, live');

@@ -4,6 +4,7 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 // No safety-poll wake-ups during the measurement: only NOTIFYs wake the tail.
@@ -14,7 +15,8 @@ async function measure(n: number): Promise<{ tail: number; catchup: number; look
   const clients: SseClient[] = [];
   for (let i = 0; i < n; i++) clients.push(await connectSse(`${daemon.base}/v1/events?project=fan&after=now`));
   await Promise.all(clients.map((c) => c.waitFor((c) => c.retry !== null)));
-  await new Promise((r) => setTimeout(r, 300));
+  // Live means their start-up reads are done: none of them can land in the measurement.
+  await waitUntil(async () => (await metric(daemon.base, 'pgfeed_subscribers', { state: 'live' })) === n, 10_000, `${n} live subscribers`);
   const q = async () => ({
     tail: await metric(daemon.base, 'pgfeed_db_queries_total', { kind: 'tail' }),
     catchup: await metric(daemon.base, 'pgfeed_db_queries_total', { kind: 'catchup' }),
@@ -30,6 +32,7 @@ async function measure(n: number): Promise<{ tail: number; catchup: number; look
   const after = await q();
   t.ok(clients.every((c) => String(c.seqs) === String(clients[0].seqs)), `${n} subscribers got identical streams`);
   clients.forEach((c) => c.close());
+  await waitUntil(async () => (await metric(daemon.base, 'pgfeed_subscribers')) === 0, 10_000, 'the streams to close');
   return { tail: after.tail - before.tail, catchup: after.catchup - before.catchup, lookup: after.lookup - before.lookup };
 }
 

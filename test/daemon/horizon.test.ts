@@ -4,10 +4,12 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { heldAndFlushed } from '../helpers/held-witness.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
-const daemon = await startDaemon(t, db.url, { PGFEED_HORIZON_STALL_MS: '1000', PGFEED_POLL_MS: '60000' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+// Heartbeats every second, for the witness (helpers/held-witness.ts).
+const daemon = await startDaemon(t, db.url, { PGFEED_HORIZON_STALL_MS: '1000', PGFEED_POLL_MS: '60000', PGFEED_HEARTBEAT_MS: '1000' });
 
 t.test('an open writing transaction withholds later commits, and is named', async (t) => {
   const c = await connectSse(`${daemon.base}/v1/events?project=h&after=now`);
@@ -21,8 +23,13 @@ t.test('an open writing transaction withholds later commits, and is named', asyn
   const pid = (await blocker.query('SELECT pg_backend_pid() AS p')).rows[0].p;
   const seqs: number[] = [];
   for (let i = 0; i < 3; i++) seqs.push(Number((await db.pool.query(`SELECT pgfeed.emit('h', 'later', '{}') AS s`)).rows[0].s));
-  await sleep(1500);
+  await heldAndFlushed(daemon.base, c);
   t.same(c.seqs, [], 'committed events wait behind the open transaction');
+  // The blocker is looked up at most once a second while rows are held.
+  await waitUntil(async () => {
+    const { horizon } = (await getJson(`${daemon.base}/readyz`)).body;
+    return horizon.stalled === true && horizon.blocker?.age_ms >= 1000;
+  }, 10_000, 'the horizon to stall, with a blocker over 1 s old');
   const ready = await getJson(`${daemon.base}/readyz`);
   t.equal(ready.status, 503, 'not ready while the horizon is stalled');
   t.equal(ready.body.horizon.held, true);
@@ -30,15 +37,16 @@ t.test('an open writing transaction withholds later commits, and is named', asyn
   t.equal(ready.body.horizon.blocker.pid, pid, '/readyz names the blocking backend');
   t.ok(ready.body.horizon.blocker.age_ms >= 1000, 'and its age');
   t.match(ready.body.horizon.blocker.query, /pg_backend_pid|INSERT/, 'and its query');
-  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocker_pid'), pid, 'the metric names it too');
-  t.ok((await metric(daemon.base, 'pgfeed_horizon_age_seconds')) >= 1);
+  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocked'), 1, 'the metric says rows are held');
+  t.ok((await metric(daemon.base, 'pgfeed_horizon_age_seconds')) >= 1, 'and for how long');
   // Ending it sends no NOTIFY: the held-back poll must notice on its own.
   await blocker.query('ROLLBACK');
   await c.waitFor((c) => c.seqs.length === 3, 5000, 'the held events');
   t.same(c.seqs, seqs);
-  await sleep(300);
+  await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).status === 200, 5_000, 'ready again');
   const after = await getJson(`${daemon.base}/readyz`);
-  t.equal(after.status, 200, 'ready again');
-  t.equal(after.body.horizon.held, false);
-  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocker_pid'), 0);
+  t.equal(after.body.horizon.held, false, 'nothing held');
+  t.equal(after.body.horizon.blocker, null, 'no blocker named');
+  t.equal(await metric(daemon.base, 'pgfeed_horizon_blocked'), 0, 'the metric is back to 0');
+  t.equal(await metric(daemon.base, 'pgfeed_horizon_age_seconds'), 0);
 });

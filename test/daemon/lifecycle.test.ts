@@ -5,6 +5,8 @@ import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
+import { deliveryOrder, emit } from '../helpers/change-log.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const open: SseClient[] = [];
@@ -15,25 +17,6 @@ async function sse(url: string, headers: Record<string, string> = {}): Promise<S
   return c;
 }
 
-const emit = async (project: string, n: number): Promise<number[]> => {
-  const out: number[] = [];
-  for (let i = 0; i < n; i++) out.push(Number((await db.pool.query(`SELECT pgfeed.emit($1, 'tick', jsonb_build_object('i', $2::int)) AS s`, [project, i])).rows[0].s));
-  return out;
-};
-
-/** The project's seqs in delivery order, (xid, seq), as Postgres has them. */
-async function truth(project: string): Promise<number[]> {
-  const { rows } = await db.pool.query<{ seq: string }>('SELECT c.seq::text AS seq FROM pgfeed.change_log c WHERE c.project = $1 ORDER BY c.xid, c.seq', [project]);
-  return rows.map((r) => Number(r.seq));
-}
-
-async function waitUntil(cond: () => Promise<boolean> | boolean, timeoutMs: number, what: string): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await cond())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** Resolves with the exit code, or rejects if the process is still running after timeoutMs. */
 function exitWithin(d: DaemonProcess, signal: NodeJS.Signals, timeoutMs: number): Promise<number | null> {
@@ -51,7 +34,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const d = await startDaemon(t, db.url, { PGFEED_SHUTDOWN_TIMEOUT_MS: '5000' });
     const project = `stop-${signal}`;
     const clients = await Promise.all([0, 1, 2].map(() => sse(`${d.base}/v1/events?project=${project}&after=0`)));
-    const seqs = await emit(project, 5);
+    const seqs = await emit(db.pool, project, 'tick', 5);
     await Promise.all(clients.map((c) => c.waitFor((c) => c.seqs.length === 5, 10_000, 'the events')));
     // A long-poll waiting at shutdown is answered, not dropped.
     const poll = getJson(`${d.base}/v1/changes?project=${project}&after=${seqs[4]}&wait=30`);
@@ -90,14 +73,14 @@ t.test('SIGTERM with a client that stopped reading: exit 0, and the client can s
   const d2 = await startDaemon(t, db.url);
   const rest = await sse(`${d2.base}/v1/events?project=${project}`, { 'Last-Event-ID': slow.lastEventId! });
   await rest.waitFor((c) => slow.seqs.length + c.seqs.length >= 2000, 20_000, 'the rest');
-  t.same([...slow.seqs, ...rest.seqs], await truth(project), 'nothing lost, nothing twice');
+  t.same([...slow.seqs, ...rest.seqs], await deliveryOrder(db.pool, project), 'nothing lost, nothing twice');
   rest.close();
 });
 
 t.test('restart: reconnecting with Last-Event-ID loses nothing and repeats nothing', async (t) => {
   const project = 'restart';
   const first = await startDaemon(t, db.url);
-  const before = await emit(project, 10);
+  const before = await emit(db.pool, project, 'tick', 10);
   const sseClient = await sse(`${first.base}/v1/events?project=${project}&after=0`);
   await sseClient.waitFor((c) => c.seqs.length === 10, 10_000, 'the events written before');
   // A poller too, following `next` from page to page.
@@ -113,17 +96,17 @@ t.test('restart: reconnecting with Last-Event-ID loses nothing and repeats nothi
   await pollOnce(first.base);
 
   // Writers keep going while the daemon stops and while it is down.
-  const during = emit(project, 10);
+  const during = emit(db.pool, project, 'tick', 10);
   t.equal(await first.stop('SIGTERM'), 0);
   await sseClient.waitFor((c) => c.closed, 5_000, 'the stream to end');
   const duringSeqs = await during;
-  const down = await emit(project, 5);
+  const down = await emit(db.pool, project, 'tick', 5);
 
   const second = await startDaemon(t, db.url);
   const resumed = await sse(`${second.base}/v1/events?project=${project}&after=0`, { 'Last-Event-ID': sseClient.lastEventId! });
   t.equal(resumed.status, 200);
-  const after = await emit(project, 10);
-  const all = await truth(project);
+  const after = await emit(db.pool, project, 'tick', 10);
+  const all = await deliveryOrder(db.pool, project);
   t.same(all.slice().sort((a, b) => a - b), [...before, ...duringSeqs, ...down, ...after].sort((a, b) => a - b), 'the truth has every write');
   await resumed.waitFor((c) => sseClient.seqs.length + c.seqs.length >= all.length, 10_000, 'every event');
   t.same([...sseClient.seqs, ...resumed.seqs], all, 'SSE: nothing lost, nothing twice, in order');
@@ -140,11 +123,11 @@ t.test('closing streams frees everything: subscribers, streams, handles', async 
   const d = await startDaemon(t, db.url);
   const ready = async () => (await getJson(`${d.base}/readyz`)).body;
   const subscribers = () => metric(d.base, 'pgfeed_subscribers');
-  const handles = () => metric(d.base, 'pgfeed_process_nodejs_active_handles_total');
+  const handles = () => metric(d.base, 'nodejs_active_handles_total');
   // Warm up: the probes themselves open a pool connection once.
   await ready();
   const text = await (await fetch(`${d.base}/metrics`)).text();
-  t.match(text, /^pgfeed_process_nodejs_active_handles_total \d+$/m, 'the active-handles gauge is exported');
+  t.match(text, /^nodejs_active_handles_total \d+$/m, 'the active-handles gauge is exported');
   t.match(text, /^pgfeed_subscribers\{state="live"\} 0$/m, 'subscriber gauges start at 0');
   const baseline = await handles();
 
@@ -154,7 +137,7 @@ t.test('closing streams frees everything: subscribers, streams, handles', async 
   await waitUntil(async () => (await subscribers()) === 50, 5_000, '50 subscribers');
   t.equal((await ready()).streams, 50, '/readyz counts 50 streams');
   t.equal(await metric(d.base, 'pgfeed_subscribers', { state: 'live' }), 50, 'all 50 are live');
-  const [seq] = await emit('leak', 1);
+  const [seq] = await emit(db.pool, 'leak', 'tick', 1);
   await Promise.all(clients.map((c) => c.waitFor((c) => c.seqs.includes(seq), 10_000, 'an event')));
 
   clients.forEach((c) => c.close());

@@ -5,9 +5,11 @@
 // for that project at the end, and arrive in the project's (xid, seq) order.
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
+import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { mulberry32 } from '../helpers/random.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
+import { sleep } from '../helpers/wait.js';
 
 const PROJECTS = ['p1', 'p2', 'p3'];
 const WRITERS = 6;
@@ -55,7 +57,7 @@ async function writer(w: number, seed: number): Promise<void> {
         else await c.query('DELETE FROM cards WHERE id = $1', [one]);
       }
       // Held open a while, so later transactions of other writers commit first.
-      await new Promise((res) => setTimeout(res, rnd() * 15));
+      await sleep(rnd() * 15);
       await c.query(rnd() < 0.1 ? 'ROLLBACK' : 'COMMIT');
       own = (await c.query<{ id: number }>('SELECT id FROM cards WHERE id >= $1 AND id < $2', [lo, lo + 10_000])).rows.map((r) => r.id);
     });
@@ -81,7 +83,7 @@ t.test('each project replays into exactly its rows', async (t) => {
   const moved = await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM pgfeed.change_log WHERE type = 'cards.move_out'`);
   t.ok(moved.rows[0].n > 20, `rows really moved (${moved.rows[0].n} move_out events)`);
 
-  for (const p of PROJECTS) await db.pool.query(`SELECT pgfeed.emit($1, 'marker', NULL)`, [p]);
+  for (const p of PROJECTS) await emit(db.pool, p, 'marker');
   for (const p of PROJECTS) {
     const c = streams.get(p)!;
     await c.waitFor((c) => c.events.some((e) => e.event === 'marker'), 30_000, `the marker of ${p}`);
@@ -98,7 +100,6 @@ t.test('each project replays into exactly its rows', async (t) => {
     const want = await db.pool.query<{ r: unknown }>(`SELECT to_jsonb(c.*) AS r FROM cards c WHERE project = $1 ORDER BY id`, [p]);
     const got = [...rows.values()].sort((a, b) => (a as { id: number }).id - (b as { id: number }).id);
     t.same(got, want.rows.map((r) => r.r), `${p}: the stream rebuilds the project's ${want.rows.length} rows`);
-    const order = await db.pool.query<{ seq: string }>(`SELECT seq FROM pgfeed.change_log WHERE project = $1 ORDER BY xid, seq`, [p]);
-    t.same(c.seqs, order.rows.map((r) => Number(r.seq)), `${p}: every event once, in (xid, seq) order`);
+    t.same(c.seqs, await deliveryOrder(db.pool, p), `${p}: every event once, in (xid, seq) order`);
   }
 });

@@ -5,22 +5,19 @@
 // client retry it forever. The daemon keeps serving once it is mended.
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
+import { emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const d = await startDaemon(t, db.url);
-const { rows } = await db.pool.query<{ seq: string }>(`SELECT pgfeed.emit('p', 'thing', '{}') AS seq`);
-const seq = rows[0].seq;
+const seq = String((await emit(db.pool, 'p', 'thing'))[0]);
 
 async function logLine(msg: string, query: string): Promise<Record<string, unknown>> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const line = d.logs.find((l) => l.msg === msg && l.query === query);
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`no log line "${msg}" for query ${query}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  const find = () => d.logs.find((l) => l.msg === msg && l.query === query);
+  await waitUntil(() => find() !== undefined, 10_000, `the log line "${msg}" for query ${query}`);
+  return find()!;
 }
 
 const rename = (from: string, to: string) => db.pool.query(`ALTER TABLE pgfeed.change_log RENAME COLUMN ${from} TO ${to}`);

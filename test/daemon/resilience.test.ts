@@ -5,6 +5,7 @@ import { testDatabase } from '../harness/db.js';
 import { runCli } from '../helpers/cli.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const daemon = await startDaemon(t, db.url, { PGFEED_POLL_MS: '500' });
@@ -26,9 +27,7 @@ t.test('events still arrive after the LISTEN connection is terminated', async (t
     await c.waitFor((c) => c.seqs.length === sent.length, 10_000, 'events after the kill');
   }
   t.same(c.seqs, sent, 'none lost, none twice');
-  await new Promise((r) => setTimeout(r, 1500));
-  const ready = await getJson(`${daemon.base}/readyz`);
-  t.equal(ready.body.listen.connected, true, 'LISTEN is back');
+  await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.listen.connected === true, 10_000, 'LISTEN to be back');
   t.equal(await metric(daemon.base, 'pgfeed_listen_connected'), 1);
 });
 

@@ -5,6 +5,7 @@ import net from 'node:net';
 import t from 'tap';
 import uWS from '../../src/http/uws.js';
 import { SseSink } from '../../src/http/sse-sink.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const TOTAL = 8 * 1024 * 1024;
 
@@ -27,10 +28,9 @@ t.test('a buffered write is sent once the client reads again, with nothing writt
   socket.pause();
   let received = 0;
   socket.on('data', (d: Buffer) => (received += d.length));
-  await new Promise((r) => setTimeout(r, 1_000));
+  await waitUntil(() => pushedBack !== null, 10_000, 'the big write');
   t.equal(pushedBack, true, 'the write pushed back: uWS buffered part of it');
   socket.resume();
-  const deadline = Date.now() + 10_000;
-  while (received < TOTAL && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-  t.ok(received >= TOTAL, `all ${TOTAL} bytes arrived (${received} with the HTTP head and chunk framing)`);
+  await waitUntil(() => received >= TOTAL, 10_000, `all ${TOTAL} bytes`, { intervalMs: 20 });
+  t.pass(`all ${TOTAL} bytes arrived (${received} with the HTTP head and chunk framing)`);
 });

@@ -3,6 +3,7 @@
 // memory rather than read again. The feed runs in-process on the real test
 // database; only the socket is replaced, by a Sink that says "backpressure"
 // on every other write and drains on request.
+import pg from 'pg';
 import t from 'tap';
 import { Catchup } from '../../src/feed/catchup.js';
 import { Hub } from '../../src/feed/hub.js';
@@ -12,21 +13,27 @@ import { createLogger } from '../../src/log.js';
 import { createMetrics } from '../../src/metrics.js';
 import { testDatabase } from '../harness/db.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
+import { deliveryOrder } from '../helpers/change-log.js';
+import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
 
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
   const db = await testDatabase(t);
   const N = 3000;
   // Each row about 1 KB, so a 512-row batch spans several slabs.
   await db.pool.query(`SELECT pgfeed.emit('bp', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, $1) g`, [N]);
-  const expected = (await db.pool.query<{ seq: string }>(`SELECT seq FROM pgfeed.change_log WHERE project = 'bp' ORDER BY xid, seq`)).rows.map((r) => Number(r.seq));
+  const expected = await deliveryOrder(db.pool, 'bp');
 
+  const timers = trackTimers(t);
+  // A pool of its own without idle timers, so that every timer left is the feed's.
+  const pool = new pg.Pool({ connectionString: db.url, max: 5, idleTimeoutMillis: 0 });
+  t.teardown(() => pool.end());
   const metrics = createMetrics();
   const log = createLogger('silent');
   const hub = new Hub();
-  const tail = new Tail(db.pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
+  const tail = new Tail(pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
   await tail.start();
   t.teardown(() => tail.close());
-  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(db.pool, 4, metrics), metrics, log };
+  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log };
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
   const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
@@ -48,4 +55,8 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   // per batch. Reading again at every pause would take one read per drain.
   t.ok(reads <= 2 * Math.ceil(N / 512) && reads < drains, `catch-up reads: ${reads}, drains: ${drains}`);
   t.ok(sink.writes < N / 10, `frames were joined into ${sink.writes} writes for ${N} events`);
+
+  sub.close();
+  await tail.close();
+  await assertReleased(t, hub, timers);
 });

@@ -2,6 +2,7 @@
 // stopped: per project, the committed seqs in (xid, seq) order. The writers'
 // ledger cross-checks that table; each client's record must equal its slice.
 
+import { DELIVERY_ORDER } from '../helpers/change-log.js';
 import type { Cluster } from '../helpers/pg-cluster.js';
 import type { ClientRecord } from './clients.js';
 import { identityOf, type Ledger } from './writers.js';
@@ -29,8 +30,7 @@ export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects
   const typeOf = new Map<number, string>();
   for (const p of projects) {
     const r = await cluster.query<{ seq: string; xid: string; type: string }>(
-      // Qualified: an unqualified ORDER BY xid would sort by the text alias.
-      'SELECT seq, xid::text AS xid, type FROM pgfeed.change_log WHERE project = $1 ORDER BY change_log.xid, change_log.seq', [p]);
+      `SELECT seq, xid::text AS xid, type FROM pgfeed.change_log WHERE project = $1 ${DELIVERY_ORDER}`, [p]);
     byProject.set(p, r.rows.map((x) => Number(x.seq)));
     for (const x of r.rows) {
       xidOf.set(Number(x.seq), x.xid);
@@ -39,7 +39,7 @@ export async function loadGroundTruth(cluster: Cluster, ledger: Ledger, projects
   }
   const all = await cluster.query<Row>(
     `SELECT seq::text, project, op, coalesce(jsonb_path_query_array(data, 'strict $.**.token'), '[]'::jsonb) AS tokens
-       FROM pgfeed.change_log ORDER BY change_log.xid, change_log.seq`,
+       FROM pgfeed.change_log ${DELIVERY_ORDER}`,
   );
   const problems: string[] = [];
   const found = new Map<string, { seq: string; project: string }>();

@@ -3,99 +3,12 @@
 // compares that record with the committed history of its project.
 
 import { request, type ClientRequest, type IncomingMessage } from 'node:http';
-import { StringDecoder } from 'node:string_decoder';
+import { SseDecoder } from '../helpers/sse-decoder.js';
 import { httpGet, type HttpResult, type Replica } from './daemon-process.js';
-import { sleep, type Rng } from './rng.js';
+import { sleep } from '../helpers/wait.js';
+import type { Rng } from './rng.js';
 
 export type ClientKind = 'steady' | 'slow' | 'reconnecting' | 'poll';
-
-export interface SseEvent {
-  id: string | null;
-  event: string;
-  data: string;
-}
-
-/** Incremental text/event-stream parser (WHATWG rules): lines end in CRLF, LF
- *  or CR, which may be split across chunks; a blank line dispatches. */
-export class SseParser {
-  private decoder = new StringDecoder('utf8');
-  private buf = '';
-  private skipLf = false;
-  private data: string[] = [];
-  private eventType = '';
-  private idSeen: string | null = null;
-  lastId: string | null = null;
-  retry: number | null = null;
-  comments = 0;
-  fieldsSeen = 0;
-  private readonly onEvent: (e: SseEvent) => void;
-
-  constructor(onEvent: (e: SseEvent) => void) {
-    this.onEvent = onEvent;
-  }
-
-  push(chunk: Buffer): void {
-    let text = this.decoder.write(chunk);
-    if (this.skipLf && text.startsWith('\n')) text = text.slice(1);
-    this.skipLf = false;
-    this.buf += text;
-    let start = 0;
-    for (let i = 0; i < this.buf.length; i++) {
-      const ch = this.buf.charCodeAt(i);
-      if (ch !== 10 && ch !== 13) continue;
-      this.line(this.buf.slice(start, i));
-      if (ch === 13) {
-        if (i + 1 < this.buf.length) {
-          if (this.buf.charCodeAt(i + 1) === 10) i++;
-        } else {
-          this.skipLf = true;
-        }
-      }
-      start = i + 1;
-    }
-    this.buf = this.buf.slice(start);
-  }
-
-  private line(line: string): void {
-    if (line === '') {
-      if (this.data.length > 0) {
-        this.onEvent({ id: this.idSeen, event: this.eventType || 'message', data: this.data.join('\n') });
-      }
-      this.data = [];
-      this.eventType = '';
-      this.idSeen = null;
-      return;
-    }
-    if (line.startsWith(':')) {
-      this.comments++;
-      return;
-    }
-    const colon = line.indexOf(':');
-    const field = colon < 0 ? line : line.slice(0, colon);
-    let value = colon < 0 ? '' : line.slice(colon + 1);
-    if (value.startsWith(' ')) value = value.slice(1);
-    this.fieldsSeen++;
-    switch (field) {
-      case 'data':
-        this.data.push(value);
-        break;
-      case 'event':
-        this.eventType = value;
-        break;
-      case 'id':
-        if (!value.includes('\0')) {
-          this.idSeen = value;
-          this.lastId = value;
-        }
-        break;
-      case 'retry':
-        if (/^\d+$/.test(value)) this.retry = Number(value);
-        break;
-      default:
-        break;
-    }
-  }
-}
 
 export interface FeedEvent {
   seq: number | string;
@@ -326,7 +239,7 @@ export class SseClient extends BaseClient {
         const ctype = String(res.headers['content-type'] ?? '');
         if (!ctype.startsWith('text/event-stream')) this.note(`content-type ${ctype}`);
         let first = true;
-        const parser = new SseParser((ev) => {
+        const parser = new SseDecoder({ onEvent: (ev) => {
           if (first && parser.retry === null) this.note('first frame was not retry:');
           first = false;
           let parsed: FeedEvent;
@@ -339,7 +252,7 @@ export class SseClient extends BaseClient {
           if (ev.event !== parsed.type && !parsed.type?.startsWith('pgfeed.')) this.note(`event: ${ev.event} but data.type ${parsed.type}`);
           this.accept(parsed, ev.id);
           if (ev.id !== null) this.lastId = ev.id;
-        });
+        } });
         res.on('data', (chunk: Buffer) => {
           lastByte = Date.now();
           parser.push(chunk);

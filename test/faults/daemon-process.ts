@@ -9,6 +9,7 @@ import { request, type ClientRequest } from 'node:http';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { daemonEnv } from '../helpers/daemon-env.js';
+import { sleep } from '../helpers/wait.js';
 
 export type ReplicaState = 'down' | 'starting' | 'up' | 'frozen';
 
@@ -201,7 +202,7 @@ export class Replica {
           // Not up yet.
         }
       }
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     return null;
   }

@@ -5,7 +5,8 @@
 import type { Cluster } from '../helpers/pg-cluster.js';
 import type { SseClient } from './clients.js';
 import { httpGet, type Replica } from './daemon-process.js';
-import { sleep, type Rng } from './rng.js';
+import { sleep } from '../helpers/wait.js';
+import type { Rng } from './rng.js';
 import { longTransaction, quietBurst, type Ledger } from './writers.js';
 
 export const FAULT_KINDS = [

@@ -62,7 +62,3 @@ export class Rng {
     return new Rng(Math.floor(this.next() * 4294967296));
   }
 }
-
-export function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}

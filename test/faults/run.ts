@@ -15,7 +15,8 @@ import { PollClient, Replicas, SseClient, typeMatches, type Client } from './cli
 import { Cluster } from '../helpers/pg-cluster.js';
 import { Replica } from './daemon-process.js';
 import { FAULT_KINDS, FaultSchedule } from './faults.js';
-import { Rng, sleep } from './rng.js';
+import { sleep } from '../helpers/wait.js';
+import { Rng } from './rng.js';
 import { Ledger, PROJECTS, SCHEMA_SQL, Writer } from './writers.js';
 
 const DEFAULT_SEED = 20261122;

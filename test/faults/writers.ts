@@ -4,7 +4,8 @@
 
 import type pg from 'pg';
 import type { Cluster } from '../helpers/pg-cluster.js';
-import { sleep, type Rng } from './rng.js';
+import { sleep } from '../helpers/wait.js';
+import type { Rng } from './rng.js';
 
 export const PROJECTS = ['acme', 'acme-eu', 'globex', 'initech'] as const;
 /** fault_notes is tracked with a constant project, so its events all belong here. */

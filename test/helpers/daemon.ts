@@ -97,13 +97,18 @@ export async function startDaemon(
   return d;
 }
 
-/** Reads one metric (summed over matching label sets) from /metrics. */
+/**
+ * Reads one metric (summed over the label sets that match `labels`) from
+ * /metrics. Throws if the daemon does not export `name` at all, so that a
+ * misspelt or renamed metric fails the test instead of reading as 0; a
+ * label set that matches no sample does sum to 0.
+ */
 export async function metric(base: string, name: string, labels: Record<string, string> = {}): Promise<number> {
   const text = await (await fetch(`${base}/metrics`)).text();
+  if (!text.includes(`\n# TYPE ${name} `) && !text.startsWith(`# TYPE ${name} `)) throw new Error(`/metrics has no metric named ${name}`);
   let sum = 0;
   for (const line of text.split('\n')) {
-    if (!line.startsWith(name)) continue;
-    const m = /^([a-z_]+)(\{[^}]*\})? (\S+)$/.exec(line);
+    const m = /^([a-z_][a-z0-9_]*)(\{[^}]*\})? (\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
     const ls = m[2] ?? '';
     if (Object.entries(labels).every(([k, v]) => ls.includes(`${k}="${v}"`))) sum += Number(m[3]);

@@ -10,6 +10,7 @@ import pg from 'pg';
 import { LocalCluster } from '../../src/db/cluster.js';
 import { freeLowPort } from './free-port.js';
 import { scratchCluster } from './scratch-postgres.js';
+import { sleep } from './wait.js';
 
 export type RestartMode = 'fast' | 'immediate';
 
@@ -126,7 +127,7 @@ export class Cluster {
         // SQLSTATE at all) is worth waiting out.
         if (code && !code.startsWith('08') && !code.startsWith('57')) throw err;
         if (Date.now() > until) throw new Error(`query failed for ${deadlineMs} ms: ${sql.slice(0, 80)}`, { cause: err });
-        await new Promise((r) => setTimeout(r, Math.min(100 * 2 ** attempt, 1000)));
+        await sleep(Math.min(100 * 2 ** attempt, 1000));
       } finally {
         await client?.end().catch(() => {});
       }

@@ -1,11 +1,9 @@
 // A real SSE client over a socket (node:http, which decodes chunked bodies),
 // with an incremental parser. It can stop reading (TCP backpressure).
 import http from 'node:http';
+import { SseDecoder, type SseEvent as DecodedEvent } from './sse-decoder.js';
 
-export interface SseEvent {
-  id: string | null;
-  event: string;
-  data: string;
+export interface SseEvent extends DecodedEvent {
   json: any;
 }
 
@@ -36,52 +34,22 @@ export function connectSse(url: string, headers: Record<string, string> = {}): P
     req.on('response', (res) => {
       const events: SseEvent[] = [];
       const seqs: number[] = [];
-      let buf = '';
       let body = '';
-      let retry: number | null = null;
       let pings = 0;
-      let lastEventId: string | null = null;
       let closed = false;
       let ended = false;
-      let field: { id: string | null; event: string; data: string[] } = { id: null, event: 'message', data: [] };
       const waiters = new Set<() => void>();
       const notify = () => waiters.forEach((w) => w());
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        if (res.statusCode !== 200) {
-          body += chunk;
-          return;
-        }
-        buf += chunk;
-        let nl;
-        while ((nl = buf.indexOf('\n')) >= 0) {
-          const line = buf.slice(0, nl).replace(/\r$/, '');
-          buf = buf.slice(nl + 1);
-          if (line === '') {
-            if (field.data.length) {
-              const data = field.data.join('\n');
-              const ev: SseEvent = { id: field.id, event: field.event, data, json: safeJson(data) };
-              events.push(ev);
-              if (ev.id !== null) {
-                lastEventId = ev.id;
-                seqs.push(Number(ev.id));
-              }
-            }
-            field = { id: null, event: 'message', data: [] };
-            continue;
-          }
-          if (line.startsWith(':')) {
-            pings++;
-            continue;
-          }
-          const colon = line.indexOf(':');
-          const name = colon < 0 ? line : line.slice(0, colon);
-          const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-          if (name === 'id') field.id = value;
-          else if (name === 'event') field.event = value;
-          else if (name === 'data') field.data.push(value);
-          else if (name === 'retry') retry = Number(value);
-        }
+      const decoder = new SseDecoder({
+        onEvent: ({ id, event, data }) => {
+          events.push({ id, event, data, json: safeJson(data) });
+          if (id !== null) seqs.push(Number(id));
+        },
+        onComment: () => pings++,
+      });
+      res.on('data', (chunk: Buffer) => {
+        if (res.statusCode !== 200) body += chunk.toString('utf8');
+        else decoder.push(chunk);
         notify();
       });
       const onEnd = () => {
@@ -99,9 +67,9 @@ export function connectSse(url: string, headers: Record<string, string> = {}): P
         headers: res.headers,
         events,
         seqs,
-        get retry() { return retry; },
+        get retry() { return decoder.retry; },
         get pings() { return pings; },
-        get lastEventId() { return lastEventId; },
+        get lastEventId() { return decoder.lastId; },
         get closed() { return closed; },
         get ended() { return ended; },
         get body() { return body; },

@@ -1,0 +1,27 @@
+// Writing events and reading the order pgfeed must deliver them in, shared by
+// the tests, the fault suite and the bench.
+import type pg from 'pg';
+
+export interface Queryable {
+  query<R extends pg.QueryResultRow = any>(text: string, values?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * Delivery order (docs/ordering.md): by transaction, then by seq within it.
+ * Qualified, so that a select list aliasing `xid` (say as text) cannot change
+ * what it sorts by.
+ */
+export const DELIVERY_ORDER = 'ORDER BY change_log.xid, change_log.seq';
+
+/** A project's committed events in delivery order: what every subscriber must see. */
+export async function deliveryOrder(q: Queryable, project: string): Promise<number[]> {
+  const { rows } = await q.query<{ seq: string }>(`SELECT seq FROM pgfeed.change_log WHERE project = $1 ${DELIVERY_ORDER}`, [project]);
+  return rows.map((r) => Number(r.seq));
+}
+
+/** Emits `n` events of `type`, one commit each (data `{i}`), and returns their seqs. */
+export async function emit(q: Queryable, project: string, type = 'tick', n = 1): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) out.push(Number((await q.query(`SELECT pgfeed.emit($1, $2, jsonb_build_object('i', $3::int)) AS s`, [project, type, i])).rows[0].s));
+  return out;
+}
