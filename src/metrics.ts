@@ -24,6 +24,7 @@ export function createMetrics() {
     ringBytes: new client.Gauge({ name: 'pgfeed_ring_bytes', help: 'Frame bytes in the in-memory ring', registers: [registry] }),
     listening: new client.Gauge({ name: 'pgfeed_listen_connected', help: '1 while the LISTEN connection is up', registers: [registry] }),
     slowClosed: new client.Counter({ name: 'pgfeed_slow_streams_closed_total', help: 'Streams closed after making no progress for the slow-client timeout', registers: [registry] }),
+    queryFailures: new client.Counter({ name: 'pgfeed_query_failures_total', help: 'Failed queries of the read path, by query and cause (unreachable: the database; other: a fault retrying cannot mend)', labelNames: ['query', 'cause'] as const, registers: [registry] }),
     rejected: new client.Counter({ name: 'pgfeed_requests_rejected_total', help: 'Requests answered with an error, by code', labelNames: ['code'] as const, registers: [registry] }),
   };
   for (const state of ['catching_up', 'live', 'paused']) m.subscribers.set({ state }, 0);

@@ -1,3 +1,5 @@
+import type { Metrics } from '../metrics.js';
+
 /**
  * Telling "the database is not reachable" from "the query is wrong". The
  * first passes: a client retries, a start-up waits. The second does not
@@ -48,12 +50,13 @@ export function queryFailure(err: unknown): { query: string | null; sqlstate: st
   };
 }
 
-/** Names the query a failure came from, for queryFailure(). */
-export async function namedQuery<T>(name: string, run: Promise<T>): Promise<T> {
+/** Names the query a failure came from, for queryFailure(), and counts the failure by cause. */
+export async function namedQuery<T>(metrics: Metrics, name: string, run: Promise<T>): Promise<T> {
   try {
     return await run;
   } catch (err) {
     if (err && typeof err === 'object' && !('query' in err)) Object.assign(err, { query: name });
+    metrics.queryFailures.inc({ query: name, cause: isUnreachable(err) ? 'unreachable' : 'other' });
     throw err;
   }
 }

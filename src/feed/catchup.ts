@@ -36,7 +36,7 @@ export class Catchup {
     }
     const p = this.slot(async () => {
       this.metrics.queries.inc({ kind: 'catchup' });
-      const batch = await namedQuery('catchup', readBatch(this.pool, pos, filter, limit));
+      const batch = await namedQuery(this.metrics, 'catchup', readBatch(this.pool, pos, filter, limit));
       return { events: batch.rows.map(encodeEvent), horizon: batch.horizon, covered: batch.covered, full: batch.full, started: batch.started };
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);

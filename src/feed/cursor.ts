@@ -22,7 +22,7 @@ export async function resolveCursor(cursor: Cursor, project: string, pool: pg.Po
   // The last row the tail read, not its head: nothing lies between them, and a row is safe to keep.
   if (cursor.kind === 'now') return tail.lastRow;
   metrics.queries.inc({ kind: 'lookup' });
-  const found = await namedQuery('lookup', positionOf(pool, cursor.seq, project));
+  const found = await namedQuery(metrics, 'lookup', positionOf(pool, cursor.seq, project));
   if (found.kind === 'found') return found.pos;
   if (found.kind === 'expired') throw new CursorError('cursor_expired', { earliest: found.earliest === null ? null : String(found.earliest) });
   throw new CursorError('unknown_cursor', { seq: String(cursor.seq) });

@@ -123,7 +123,7 @@ export class Tail {
     let batch;
     do {
       this.metrics.queries.inc({ kind: 'tail' });
-      batch = await namedQuery('tail', readBatch(this.pool, this.headPos, null, BATCH_SIZE));
+      batch = await namedQuery(this.metrics, 'tail', readBatch(this.pool, this.headPos, null, BATCH_SIZE));
       if (this.closed) return;
       if (this.noticeRestart(batch.started)) {
         this.again = true; // read again at once, from the last row

@@ -6,7 +6,7 @@
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { emit } from '../helpers/change-log.js';
-import { startDaemon } from '../helpers/daemon.js';
+import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -32,6 +32,8 @@ t.test('a catch-up read that cannot run: /v1/changes answers 500 internal, and s
   const line = await logLine('request failed: a query failed for a reason other than the connection', 'catchup');
   t.equal(line.level, 50, 'logged at level error');
   t.equal(line.sqlstate, '42703', 'with the SQLSTATE (undefined_column)');
+  t.ok((await metric(d.base, 'pgfeed_query_failures_total', { query: 'catchup', cause: 'other' })) >= 1, 'counted as a fault, not an outage');
+  t.equal(await metric(d.base, 'pgfeed_query_failures_total', { cause: 'unreachable' }), 0, 'and never as unreachable');
 });
 
 t.test('a cursor lookup that cannot run: an EventSource gets the JSON 500, not the retry answer', async (t) => {
