@@ -11,9 +11,11 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
+/** `input`, when given, is written to its stdin, which is then closed; otherwise stdin is /dev/null. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
+    p.stdin?.end(input);
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -28,4 +30,27 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+interface Asserts {
+  equal(found: unknown, wanted: unknown, message?: string): void;
+  match(found: string, pattern: RegExp, message?: string): void;
+}
+
+/** A failed command: the exit status, nothing on stdout, and one line on stderr, `pgfeed: ...`, matching `says`. Returns the line. */
+export function oneLineError(t: Asserts, r: CliResult, code: 1 | 2, says: RegExp): string {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  t.equal(r.code, code, `exit ${code}: ${r.stderr}`);
+  t.equal(lines.length, 1, `one line on stderr: ${JSON.stringify(r.stderr)}`);
+  t.match(lines[0] ?? '', /^pgfeed: /, 'it starts with "pgfeed: "');
+  t.match(lines[0] ?? '', says, 'it says what is wrong');
+  t.equal(r.stdout, '', 'nothing on stdout');
+  return lines[0] ?? '';
+}
+
+/** A command that succeeded with --json: exit 0, and stdout is one JSON document, returned parsed. */
+export function jsonResult(t: Asserts, r: CliResult): unknown {
+  t.equal(r.code, 0, `exit 0: ${r.stderr}`);
+  t.equal(r.stdout.trim().split('\n').length, 1, 'one line on stdout');
+  return JSON.parse(r.stdout);
 }
