@@ -16,6 +16,8 @@ export interface CliResult {
 export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A command that exits without reading its stdin closes the pipe first: EPIPE is no failure here.
+    p.stdin.on('error', () => {});
     p.stdin.end(input);
     let stdout = '';
     let stderr = '';
