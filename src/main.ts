@@ -46,7 +46,7 @@ function printHints(config: Config, url: string, port: number, embedded: Embedde
     embedded ? `  embedded Postgres (data in ${embedded.dataDir}): psql ${url}` : `  database: ${url.replace(/:[^:@/]*@/, ':***@')}`,
     embedded?.binDir ? `  Postgres binaries copied to ${embedded.binDir}, where the postgres user can reach them` : '',
     `  stream:  curl -N '${base}/v1/events?project=${project}&after=0'`,
-    config.demo ? '' : `  track a table: psql ... -c "SELECT pgfeed.track('public.orders', 'tenant')"`,
+    config.demo ? '' : `  track a table: DATABASE_URL=${embedded ? url : '...'} pgfeed track public.orders --project-column tenant`,
   ];
   process.stderr.write(lines.filter(Boolean).join('\n') + '\n');
 }

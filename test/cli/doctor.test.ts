@@ -135,7 +135,7 @@ t.test('change_log: its size, row estimate and oldest row', async (t) => {
   const { rows: n } = await db.pool.query<{ n: number }>('SELECT reltuples::int AS n FROM pg_class WHERE oid = $1::regclass', ['pgfeed.change_log']);
   const c = (await doctor(t)).by('change_log');
   t.equal(c.ok, true);
-  t.match(c.detail, new RegExp(`^\\d+ [kMG]?B, about ${n[0].n} rows \\(pg_class estimate\\), the oldest seq \\d+, from \\d{4}-`));
+  t.match(c.detail, new RegExp(`^\\d+ (bytes|kB|MB|GB), about ${n[0].n} rows \\(pg_class estimate\\), the oldest seq \\d+, from \\d{4}-`));
   const oldest = Number((await db.pool.query<{ seq: string }>('SELECT min(seq)::text AS seq FROM pgfeed.change_log')).rows[0].seq);
   t.ok(Number(rows[0].seq) >= oldest);
   t.ok(c.detail.includes(`the oldest seq ${oldest},`), `it names the oldest seq, ${oldest}: ${c.detail}`);
