@@ -30,7 +30,7 @@ export async function startPgBouncer(t: Teardown, url: string, poolMode: 'sessio
   writeFileSync(
     ini,
     `[databases]
-${db} = host=${target.hostname} port=${target.port} dbname=${db} user=${decodeURIComponent(target.username)} password=${decodeURIComponent(target.password)}
+${db} = host=${target.hostname} port=${target.port} dbname=${db} user=${decodeURIComponent(target.username)}${target.password ? ` password=${decodeURIComponent(target.password)}` : ''}
 [pgbouncer]
 listen_addr = 127.0.0.1
 listen_port = ${port}
