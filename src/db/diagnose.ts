@@ -168,7 +168,7 @@ async function changeLog(db: pg.Client): Promise<Check> {
   return ok('change_log', `${size}, ${count}, ${oldest}`);
 }
 
-const RETENTION: Check = ok('retention', 'not configured: this version has no retention, so change_log keeps every event until rows are deleted by hand');
+const RETENTION: Check = ok('retention', 'not configured (not available in this version): change_log keeps every event');
 
 const TRIGGERS = ['pgfeed_capture_insert', 'pgfeed_capture_update', 'pgfeed_capture_delete', 'pgfeed_capture_truncate'];
 
