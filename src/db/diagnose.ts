@@ -198,7 +198,7 @@ async function projectIndex(db: pg.Client, t: TrackedRow, column: string): Promi
   if (index) return ok(name, `${index} starts with the project column ${quoted}`);
   return bad(
     name,
-    `no valid btree index of ${t.table} starts with its project column ${quoted}: a TRUNCATE reads every row to find the projects it empties, and so does every lookup by project`,
+    `no valid btree index of ${t.table} starts with its project column ${quoted}: a TRUNCATE reads every row to find the projects it empties`,
     `CREATE INDEX CONCURRENTLY ON ${t.table} (${quoted})`,
   );
 }
