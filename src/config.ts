@@ -93,6 +93,25 @@ export interface Loaded<K extends SettingKey> {
   readonly config: Pick<Config, K>;
   /** The settings given by a flag or an env var, not defaulted. */
   readonly given: ReadonlySet<K>;
+  /** The settings given by a flag. */
+  readonly flagged: ReadonlySet<K>;
+}
+
+/**
+ * A flag of one command that is not a setting: no env var, no default
+ * (`pgfeed track --project P`, `--json`).
+ */
+export interface CommandFlag {
+  /** The value's name in the usage (`P`); absent, the flag stands alone and takes no value. */
+  readonly value?: string;
+  readonly doc: string;
+}
+
+/** A command line: its settings, its own flags and its arguments. */
+export interface CommandLine<K extends SettingKey, F extends string> extends Loaded<K> {
+  /** Each flag given: its value, or true for a flag that stands alone. */
+  readonly flags: Readonly<Partial<Record<F, string | true>>>;
+  readonly positionals: readonly string[];
 }
 
 const invalid = (message: string) => new PgfeedError('invalid_config', message);
@@ -109,16 +128,29 @@ export function loadConfig<K extends SettingKey = SettingKey>(
   env: NodeJS.ProcessEnv = process.env,
   keys: readonly K[] = ALL as K[],
 ): Loaded<K> {
+  const { config, given, flagged, positionals } = loadCommandLine(argv, env, keys, {});
+  if (positionals.length) throw invalid(`unexpected argument ${JSON.stringify(positionals[0].slice(0, 80))}; see pgfeed --help`);
+  return { config, given, flagged };
+}
+
+/** loadConfig for a command that also takes flags of its own and arguments; `help` is where its usage is. */
+export function loadCommandLine<K extends SettingKey, F extends string>(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  keys: readonly K[],
+  own: Readonly<Record<F, CommandFlag>>,
+  help = 'pgfeed --help',
+): CommandLine<K, F> {
   const envNames = new Set(ALL.map((k) => SETTINGS[k].env));
   for (const name of Object.keys(env)) {
     if (name.startsWith('PGFEED_') && !envNames.has(name)) throw invalid(`unknown setting ${name}; see pgfeed --help for the list`);
   }
-  const fromFlags = parseFlags(argv, keys);
+  const parsed = parseFlags(argv, keys, own, help);
   const out: Record<string, unknown> = {};
   const given = new Set<K>();
   for (const key of keys) {
     const s: Setting<unknown> = SETTINGS[key];
-    const raw = fromFlags.get(key) ?? env[s.env];
+    const raw = parsed.settings.get(key) ?? env[s.env];
     if (raw === undefined) {
       out[key] = s.default;
       continue;
@@ -127,43 +159,70 @@ export function loadConfig<K extends SettingKey = SettingKey>(
     try {
       out[key] = s.parse(raw);
     } catch (err) {
-      const where = fromFlags.has(key) ? s.flag : s.env;
+      const where = parsed.settings.has(key) ? s.flag : s.env;
       throw invalid(`${where} ${(err as Error).message} (got ${JSON.stringify(raw.slice(0, 80))})`);
     }
   }
-  return { config: Object.freeze(out) as Pick<Config, K>, given };
+  return {
+    config: Object.freeze(out) as Pick<Config, K>,
+    given,
+    flagged: new Set(parsed.settings.keys()),
+    flags: Object.freeze(Object.fromEntries(parsed.own)) as Partial<Record<F, string | true>>,
+    positionals: parsed.positionals,
+  };
 }
 
 /**
- * The raw value of each flag given. Every flag takes a value (`--port 9000`
- * or `--port=9000`) except a boolean that may stand alone (`--demo`, which
- * does not take the next argument). The last of a repeated flag wins.
+ * The raw value of each flag given, and the arguments. Every setting's flag
+ * takes a value (`--port 9000` or `--port=9000`) except a boolean that may
+ * stand alone (`--demo`, which does not take the next argument); a
+ * command's own flag takes one if it names it. The last of a repeated flag
+ * wins.
  */
-function parseFlags<K extends SettingKey>(argv: readonly string[], keys: readonly K[]): Map<K, string> {
+function parseFlags<K extends SettingKey, F extends string>(
+  argv: readonly string[],
+  keys: readonly K[],
+  own: Readonly<Record<F, CommandFlag>>,
+  help: string,
+): { settings: Map<K, string>; own: Map<F, string | true>; positionals: string[] } {
   const byName = new Map(keys.map((k) => [SETTINGS[k].flag.slice(2), k]));
+  const ownNames = Object.keys(own) as F[];
+  const standsAlone = (name: string) => (byName.has(name) ? 'bare' in SETTINGS[byName.get(name)!] : own[name as F]?.value === undefined);
   // strict: false, so that a flag's problems are reported in pgfeed's own words, naming the flag.
   const { tokens } = parseArgs({
     args: [...argv],
-    options: Object.fromEntries(keys.map((k) => [SETTINGS[k].flag.slice(2), { type: 'bare' in SETTINGS[k] ? 'boolean' : 'string' }] as const)),
+    options: Object.fromEntries([...byName.keys(), ...ownNames].map((name) => [name, { type: standsAlone(name) ? 'boolean' : 'string' }] as const)),
     strict: false,
     allowPositionals: true,
     tokens: true,
   });
-  const out = new Map<K, string>();
+  const out = { settings: new Map<K, string>(), own: new Map<F, string | true>(), positionals: [] as string[] };
   for (const tok of tokens) {
     if (tok.kind === 'option-terminator') continue;
-    if (tok.kind === 'positional') throw invalid(`unexpected argument ${JSON.stringify(tok.value.slice(0, 80))}; see pgfeed --help`);
-    const key = tok.rawName.startsWith('--') ? byName.get(tok.name) : undefined;
-    if (key === undefined) throw invalid(`unknown option ${tok.rawName}; see pgfeed --help`);
-    const s: Setting<unknown> = SETTINGS[key];
+    if (tok.kind === 'positional') {
+      out.positionals.push(tok.value);
+      continue;
+    }
+    const long = tok.rawName.startsWith('--');
+    const key = long ? byName.get(tok.name) : undefined;
+    const flag = long && Object.hasOwn(own, tok.name) ? (tok.name as F) : undefined;
+    if (key === undefined && flag === undefined) throw invalid(`unknown option ${tok.rawName}; see ${help}`);
     let value = tok.value;
     // `--port --host x`: the next flag is not a value.
     if (value !== undefined && !tok.inlineValue && value.startsWith('--')) value = undefined;
+    if (flag !== undefined) {
+      const wants = own[flag].value;
+      if (wants === undefined && value !== undefined) throw invalid(`${tok.rawName} takes no value`);
+      if (wants !== undefined && value === undefined) throw invalid(`${tok.rawName} needs a value (${tok.rawName} ${wants})`);
+      out.own.set(flag, value ?? true);
+      continue;
+    }
+    const s: Setting<unknown> = SETTINGS[key!];
     if (value === undefined) {
       if (s.bare === undefined) throw invalid(`${s.flag} needs a value`);
       value = s.bare;
     }
-    out.set(key, value);
+    out.settings.set(key!, value);
   }
   return out;
 }

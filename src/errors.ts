@@ -25,7 +25,7 @@ export const ERROR_CODES = {
   database_unavailable: 'The database is not reachable right now. Retry shortly.',
   internal: 'A query failed for a reason other than the connection, which retrying will not mend. The daemon logged it at level error with its SQLSTATE; tell its operator.',
   // start-up errors
-  invalid_config: 'A configuration value is invalid.',
+  invalid_config: 'A configuration value or command-line argument is invalid; pgfeed <command> --help shows the usage.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',
   database_too_new: 'The database was migrated by a newer pgfeed. Upgrade pgfeed.',
   settings_mismatch: 'pgfeed.settings (channel, notify) differ from this daemon\'s configuration. Change them for every replica with pgfeed migrate --channel ... --notify ..., or configure this daemon like the others.',

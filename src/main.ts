@@ -1,18 +1,20 @@
 import { backoffDelay, type Backoff } from './backoff.js';
-import type { Config, Loaded } from './config.js';
+import type { Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
 import { migrate, type SettingsWrite } from './db/migrate.js';
+import type { ClusterSettings } from './db/settings.js';
 import { isUnreachable } from './db/query-errors.js';
 import { startDemo } from './demo.js';
-import { PgfeedError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
 
-async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<void> {
+/** The names of the migrations applied. */
+async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<string[]> {
+  let applied: string[] = [];
   await whenUp(log, async () => {
-    const applied = await migrate(url, settings);
-    if (applied.length) log.info({ applied }, 'migrations applied');
+    applied = await migrate(url, settings);
   });
+  return applied;
 }
 
 /** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s between start-up attempts (see backoff.ts). */
@@ -44,7 +46,7 @@ function printHints(config: Config, url: string, port: number, embedded: Embedde
     embedded ? `  embedded Postgres (data in ${embedded.dataDir}): psql ${url}` : `  database: ${url.replace(/:[^:@/]*@/, ':***@')}`,
     embedded?.binDir ? `  Postgres binaries copied to ${embedded.binDir}, where the postgres user can reach them` : '',
     `  stream:  curl -N '${base}/v1/events?project=${project}&after=0'`,
-    config.demo ? '' : `  track a table: psql ... -c "SELECT pgfeed.track('public.orders', 'tenant')"`,
+    config.demo ? '' : `  track a table: DATABASE_URL=${embedded ? url : '...'} pgfeed track public.orders --project-column tenant`,
   ];
   process.stderr.write(lines.filter(Boolean).join('\n') + '\n');
 }
@@ -76,7 +78,8 @@ export async function serve(config: Config): Promise<void> {
   const settings = { channel: config.channel, notify: config.notify };
   const daemon = new Daemon(config, url, log);
   try {
-    await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
+    const applied = await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
+    if (applied.length) log.info({ applied }, 'migrations applied');
     // Daemon.start() is safe to repeat: its database reads come before any state is set.
     await whenUp(log, () => daemon.start());
   } catch (err) {
@@ -114,17 +117,10 @@ export async function serve(config: Config): Promise<void> {
 
 /**
  * `pgfeed migrate`: apply pending migrations, write the channel and notify
- * settings it was given (a flag or an env var; the others are left as they
- * are), and exit.
+ * settings given (the others are left as they are), and return the names of
+ * the migrations applied. Its log (the retries while the database is not
+ * up) goes to stderr: stdout has the command's result.
  */
-export async function migrateOnly({ config, given }: Loaded<(typeof MIGRATE_SETTINGS)[number]>): Promise<void> {
-  const log = createLogger(config.logLevel);
-  if (!config.databaseUrl) throw new PgfeedError('invalid_config', 'pgfeed migrate needs DATABASE_URL (or --database-url)');
-  const values = {
-    ...(given.has('channel') ? { channel: config.channel } : {}),
-    ...(given.has('notify') ? { notify: config.notify } : {}),
-  };
-  await migrateWhenUp(config.databaseUrl, log, { values, when: 'always' });
-  // Running daemons keep what they started with: each must be restarted with the new values.
-  if (Object.keys(values).length) log.info(values, 'settings written; restart every replica configured with them');
+export async function migrateOnly(url: string, logLevel: Config['logLevel'], values: Partial<ClusterSettings>): Promise<string[]> {
+  return migrateWhenUp(url, createLogger(logLevel, 2), { values, when: 'always' });
 }

@@ -1,7 +1,7 @@
 // Configuration: validated once at start-up, one line naming the bad key,
 // a non-zero exit; flags win over env vars; the result is frozen.
 import t from 'tap';
-import { loadConfig, SETTINGS } from '../src/config.js';
+import { loadCommandLine, loadConfig, SETTINGS } from '../src/config.js';
 import { PgfeedError } from '../src/errors.js';
 import { MIGRATE_SETTINGS } from '../src/main.js';
 import { runCli as cli } from './helpers/cli.js';
@@ -151,4 +151,19 @@ t.test('loadConfig: errors are invalid_config and name the key', async (t) => {
   // included: they keep them out of the daemons they start. Others are not pgfeed's.
   t.throws(() => loadConfig([], { PGFEED_TEST_DATABASE_URL: 'x' }), { code: 'invalid_config', message: /PGFEED_TEST_DATABASE_URL/ });
   t.doesNotThrow(() => loadConfig([], { OTHER: 'y', PGFEEDX: 'z' }));
+});
+
+t.test("loadCommandLine: a command's own flags and its arguments, between the settings", async (t) => {
+  const own = { project: { value: 'P', doc: '' }, json: { doc: '' } };
+  const line = loadCommandLine(['orders', '--project', 'acme', '--database-url=postgres://h/db', '--json', '--', '-1'], {}, ['databaseUrl'], own);
+  t.same(line.positionals, ['orders', '-1'], 'arguments anywhere; after --, even one starting with -');
+  t.same(line.flags, { project: 'acme', json: true });
+  t.equal(line.config.databaseUrl, 'postgres://h/db');
+  t.same([...line.flagged], ['databaseUrl'], 'a setting given by a flag');
+  t.same([...loadCommandLine([], { DATABASE_URL: 'postgres://h/db' }, ['databaseUrl'], own).flagged], [], 'one from the env is given, not flagged');
+  t.throws(() => loadCommandLine(['--json=yes'], {}, [], own), { code: 'invalid_config', message: /--json takes no value/ });
+  t.throws(() => loadCommandLine(['--project'], {}, [], own), { code: 'invalid_config', message: /--project needs a value \(--project P\)/ });
+  t.throws(() => loadCommandLine(['--project', '--json'], {}, [], own), { code: 'invalid_config', message: /--project needs a value/ });
+  t.throws(() => loadCommandLine(['--nope'], {}, [], own, 'pgfeed track --help'), { code: 'invalid_config', message: /unknown option --nope; see pgfeed track --help/ });
+  t.throws(() => loadConfig(['orders'], {}), { code: 'invalid_config', message: /unexpected argument "orders"/ }, 'loadConfig takes no argument');
 });

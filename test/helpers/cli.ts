@@ -2,6 +2,7 @@
 // only what the caller sets, so no stray PGFEED_* leaks in.
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import type { Test } from 'tap';
 
 const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
@@ -11,9 +12,13 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000): Promise<CliResult> {
+/** `input`, when given, is written to its stdin; stdin is then closed, so the command reads an end of file. */
+export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 20_000, input?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    // A command that exits without reading its stdin closes the pipe first: EPIPE is no failure here.
+    p.stdin.on('error', () => {});
+    p.stdin.end(input);
     let stdout = '';
     let stderr = '';
     p.stdout.on('data', (d) => (stdout += d));
@@ -28,4 +33,22 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
       resolve({ code, stdout, stderr });
     });
   });
+}
+
+/** A failed command: the exit status, nothing on stdout, and one line on stderr, `pgfeed: ...`, matching `says`. Returns the line. */
+export function oneLineError(t: Test, r: CliResult, code: 1 | 2, says: RegExp): string {
+  const lines = r.stderr.split('\n').filter(Boolean);
+  t.equal(r.code, code, `exit ${code}: ${r.stderr}`);
+  t.equal(lines.length, 1, `one line on stderr: ${JSON.stringify(r.stderr)}`);
+  t.match(lines[0] ?? '', /^pgfeed: /, 'it starts with "pgfeed: "');
+  t.match(lines[0] ?? '', says, 'it says what is wrong');
+  t.equal(r.stdout, '', 'nothing on stdout');
+  return lines[0] ?? '';
+}
+
+/** A command that succeeded with --json: exit 0, and stdout is one JSON document, returned parsed. */
+export function jsonResult(t: Test, r: CliResult): unknown {
+  t.equal(r.code, 0, `exit 0: ${r.stderr}`);
+  t.equal(r.stdout.trim().split('\n').length, 1, 'one line on stdout');
+  return JSON.parse(r.stdout);
 }
