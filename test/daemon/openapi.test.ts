@@ -4,13 +4,15 @@
 // the routes are also requested from a real daemon.
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { validate } from '@readme/openapi-parser';
-import t from 'tap';
+import { dereference, validate } from '@readme/openapi-parser';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import t, { type Test } from 'tap';
 import { parse } from 'yaml';
 import { ERROR_CODES, type ErrorCode } from '../../src/errors.js';
 import { STATUS } from '../../src/http/status.js';
 import { testDatabase } from '../harness/db.js';
 import { startDaemon } from '../helpers/daemon.js';
+import { connectSse, getJson } from '../helpers/sse-client.js';
 
 const SPEC = fileURLToPath(new URL('../../docs/openapi.yaml', import.meta.url));
 const source = (path: string) => readFileSync(new URL(`../../src/${path}`, import.meta.url), 'utf8');
@@ -103,4 +105,50 @@ t.test('the daemon serves every documented path', async (t) => {
   const r = await fetch(`${daemon.base}/v1/undocumented`);
   t.equal(r.status, 404, 'and a path it does not serve is 404');
   await r.body?.cancel();
+});
+
+t.test("the daemon's answers have the documented shapes", async (t) => {
+  const api = (await dereference(SPEC)) as unknown as typeof spec;
+  // Formats and contentSchema are annotations here; the JSON inside frames is checked on its own.
+  const ajv = new Ajv2020({ strict: false, validateFormats: false, allErrors: true });
+  const check = (t: Test, schema: unknown, value: unknown, what: string) => {
+    const ok = ajv.validate(schema as object, value);
+    t.ok(ok, `${what} matches the spec${ok ? '' : `: ${ajv.errorsText()} in ${JSON.stringify(value).slice(0, 400)}`}`);
+  };
+  const json = (path: string, status: string) => (api.paths[path].get.responses[status] as any).content['application/json'].schema;
+  const schemas = api.components.schemas;
+
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE orders (id serial PRIMARY KEY, tenant text NOT NULL); SELECT pgfeed.track('orders', 'tenant');
+    INSERT INTO orders (tenant) VALUES ('shapes'); UPDATE orders SET tenant = 'shapes'; SELECT pgfeed.emit('shapes', 'hello', '{"n": 1}')`);
+  const daemon = await startDaemon(t, db.url, { PGFEED_MAX_STREAMS: '1' });
+
+  const page = await getJson(`${daemon.base}/v1/changes?project=shapes`);
+  t.equal(page.body.events?.length, 3, 'a page of three events');
+  check(t, json('/v1/changes', '200'), page.body, 'a page');
+  check(t, json('/readyz', '200'), (await getJson(`${daemon.base}/readyz`)).body, '/readyz');
+  check(t, json('/healthz', '200'), (await getJson(`${daemon.base}/healthz`)).body, '/healthz');
+  check(t, json('/v1/changes', '400'), (await getJson(`${daemon.base}/v1/changes?project=shapes&limit=0`)).body, 'a 400 of /v1/changes');
+  const unknown = await getJson(`${daemon.base}/v1/events?project=shapes&after=999999`);
+  t.equal(unknown.body.error?.code, 'unknown_cursor');
+  check(t, json('/v1/events', '400'), unknown.body, 'unknown_cursor with its seq');
+
+  const stream = await connectSse(`${daemon.base}/v1/events?project=shapes&after=0`);
+  t.teardown(() => stream.close());
+  await stream.waitFor((c) => c.seqs.length === 3, 10_000, 'three events');
+  for (const ev of stream.events) {
+    check(t, schemas.DataEventFrame, { id: ev.id, event: ev.event, data: ev.data }, `the frame of ${ev.event}`);
+    check(t, schemas.ChangeEvent, ev.json, `the data of ${ev.event}`);
+  }
+  // PGFEED_MAX_STREAMS=1 and one stream open: the next ones are refused for now.
+  const refused = await connectSse(`${daemon.base}/v1/events?project=shapes`);
+  await refused.waitFor((c) => c.closed, 10_000, 'the refusal to end');
+  const control = refused.events.find((e) => e.event === 'pgfeed.unavailable');
+  t.ok(control, 'an EventSource is asked to come back');
+  check(t, schemas.ControlEventFrame, { event: control?.event, data: control?.data }, 'the control frame');
+  check(t, schemas.UnavailableEvent, control?.json, 'the pgfeed.unavailable data');
+  const busy = await getJson(`${daemon.base}/v1/changes?project=shapes`);
+  t.equal(busy.status, 503);
+  t.ok(busy.headers.get('retry-after'), 'with Retry-After');
+  check(t, json('/v1/changes', '503'), busy.body, 'a 503');
 });
