@@ -1,6 +1,8 @@
 import pg from 'pg';
 import type { Config } from './config.js';
+import { withDeadline } from './deadline.js';
 import { Listener } from './db/listener.js';
+import { notifyQueueReader } from './db/notify-queue.js';
 import { checkSettings } from './db/settings.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
@@ -37,6 +39,7 @@ export class Daemon {
     this.pool.on('error', (err) => log.warn({ err: err.message }, 'query connection lost'));
     this.tail = new Tail(this.pool, this.hub, this.metrics, log, config);
     this.listener = new Listener(url, config.channel, () => this.tail.wake(), log, this.metrics);
+    this.metrics.readNotifyQueueWith(notifyQueueReader(this.pool, this.metrics));
   }
 
   get port(): number {
@@ -77,19 +80,12 @@ export class Daemon {
 
   async readiness(): Promise<Readiness> {
     let database: { ok: boolean; error?: string };
-    let timer: NodeJS.Timeout | undefined;
     try {
       this.metrics.queries.inc({ kind: 'ready' });
-      await Promise.race([
-        this.pool.query('SELECT 1'),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2_000))),
-      ]);
+      await withDeadline(this.pool.query('SELECT 1'), 2_000, 'SELECT 1');
       database = { ok: true };
     } catch (err) {
       database = { ok: false, error: (err as Error).message };
-    } finally {
-      // Every probe would otherwise leave a timer behind for 2 s.
-      clearTimeout(timer);
     }
     const heldMs = this.tail.heldSince === null ? 0 : Date.now() - this.tail.heldSince;
     const stalled = heldMs >= this.config.horizonStallMs;

@@ -3,6 +3,7 @@ import client from 'prom-client';
 /** The daemon's metrics, in one registry per daemon (tests run several). */
 export function createMetrics() {
   const registry = new client.Registry();
+  let readNotifyQueue: (() => Promise<number>) | null = null;
   // Unprefixed: dashboards for Node services expect process_* and nodejs_*.
   client.collectDefaultMetrics({ register: registry });
   const m = {
@@ -26,6 +27,19 @@ export function createMetrics() {
     slowClosed: new client.Counter({ name: 'pgfeed_slow_streams_closed_total', help: 'Streams closed after making no progress for the slow-client timeout', registers: [registry] }),
     queryFailures: new client.Counter({ name: 'pgfeed_query_failures_total', help: 'Failed queries of the read path, by query and cause (unreachable: the database; other: a fault retrying cannot mend)', labelNames: ['query', 'cause'] as const, registers: [registry] }),
     rejected: new client.Counter({ name: 'pgfeed_requests_rejected_total', help: 'Requests answered with an error, by code', labelNames: ['code'] as const, registers: [registry] }),
+    // Read when scraped: one cheap query per scrape, none between scrapes.
+    notifyQueue: new client.Gauge({
+      name: 'pgfeed_notify_queue_usage',
+      help: 'Fraction of the cluster-wide NOTIFY queue in use (pg_notification_queue_usage()), read at each scrape; NaN when it could not be read',
+      registers: [registry],
+      async collect() {
+        if (readNotifyQueue) this.set(await readNotifyQueue());
+      },
+    }),
+    /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
+    readNotifyQueueWith(read: () => Promise<number>): void {
+      readNotifyQueue = read;
+    },
   };
   for (const state of ['catching_up', 'live', 'paused']) m.subscribers.set({ state }, 0);
   return m;

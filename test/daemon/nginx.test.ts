@@ -1,0 +1,105 @@
+// The nginx configuration of docs/deploy.md, as written there, in front of a
+// real daemon: a stream through it gets its frames as they happen, a quiet
+// one stays open across heartbeats, and a client resumes with Last-Event-ID
+// across a restart of the daemon behind it, losing nothing.
+// Needs nginx (Debian's `nginx` package); skipped without it.
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { testDatabase } from '../harness/db.js';
+import { deliveryOrder, emit } from '../helpers/change-log.js';
+import { startDaemon } from '../helpers/daemon.js';
+import { freeLowPort, freePort } from '../helpers/free-port.js';
+import { connectSse, type SseClient } from '../helpers/sse-client.js';
+import { waitUntil } from '../helpers/wait.js';
+
+const deploy = readFileSync(new URL('../../docs/deploy.md', import.meta.url), 'utf8');
+const documented = /```nginx\n([^]*?)```/.exec(deploy)?.[1];
+
+t.test('the documented configuration has what SSE needs', async (t) => {
+  t.ok(documented, 'docs/deploy.md has an nginx block');
+  const conf = documented ?? '';
+  for (const d of ['proxy_buffering off;', 'proxy_http_version 1.1;', "proxy_set_header Connection '';", 'keepalive ']) t.ok(conf.includes(d), `it has ${d}`);
+  const timeout = /proxy_read_timeout (\d+)s;/.exec(conf);
+  t.ok(timeout && Number(timeout[1]) > 30, `proxy_read_timeout (${timeout?.[1]} s) exceeds the default 15 s heartbeat and the longest long-poll (30 s)`);
+});
+
+const nginx = spawnSync('nginx', ['-v']).status === 0;
+
+t.test('through nginx', { skip: nginx ? false : 'nginx is not installed (Debian package `nginx`): the proxy configuration is not exercised' }, async (t) => {
+  const db = await testDatabase(t);
+  // A fixed port, so that the restarted daemon is where the upstream block says.
+  const upstreamPort = await freeLowPort();
+  const env = { PGFEED_PORT: String(upstreamPort), PGFEED_HEARTBEAT_MS: '1000' };
+  let daemon = await startDaemon(t, db.url, env);
+
+  const dir = mkdtempSync(join(tmpdir(), 'pgfeed-nginx-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const d of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, d));
+  const port = await freePort();
+  const server = documented!.replace('server 127.0.0.1:8787;', `server 127.0.0.1:${upstreamPort};`).replace('listen 80;', `listen 127.0.0.1:${port};`);
+  t.not(server, documented, 'the upstream and listen lines were found');
+  // One process, in the foreground, with every path in the temp directory.
+  writeFileSync(join(dir, 'nginx.conf'), `daemon off;
+master_process off;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log info;
+events { worker_connections 256; }
+http {
+  access_log ${dir}/access.log;
+  client_body_temp_path ${dir}/body;
+  proxy_temp_path ${dir}/proxy;
+  fastcgi_temp_path ${dir}/fastcgi;
+  uwsgi_temp_path ${dir}/uwsgi;
+  scgi_temp_path ${dir}/scgi;
+${server}
+}
+`);
+  const proc = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  proc.stderr!.on('data', (d) => (stderr += d));
+  const exited = new Promise((resolve) => proc.once('exit', resolve));
+  t.teardown(async () => {
+    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGQUIT');
+    await exited;
+  });
+  const base = `http://127.0.0.1:${port}`;
+  await waitUntil(async () => {
+    if (proc.exitCode !== null) throw new Error(`nginx exited: ${stderr}${readFileSync(join(dir, 'error.log'), 'utf8')}`);
+    return fetch(`${base}/healthz`).then((r) => r.ok, () => false);
+  }, 10_000, 'nginx to proxy /healthz');
+
+  const open: SseClient[] = [];
+  t.teardown(() => open.forEach((c) => c.close()));
+  const sse = async (headers: Record<string, string> = {}) => {
+    const c = await connectSse(`${base}/v1/events?project=nginx&after=now`, headers);
+    open.push(c);
+    return c;
+  };
+
+  const first = await sse();
+  t.equal(first.status, 200);
+  t.equal(first.headers['content-type'], 'text/event-stream');
+  await first.waitFor((c) => c.retry !== null, 5000, 'the retry frame');
+  await first.waitFor((c) => c.pings >= 3, 10_000, 'three heartbeats');
+  t.notOk(first.closed, 'a quiet stream stays open, its heartbeats passed on as they come');
+  const before = await emit(db.pool, 'nginx', 'tick', 3);
+  await first.waitFor((c) => c.seqs.length === 3, 10_000, 'three events');
+  t.same(first.seqs, before, 'events arrive while the stream is open, in order');
+
+  // A restart: the stream ends cleanly, events are written while no daemon
+  // runs, and the client comes back through nginx with its Last-Event-ID.
+  await daemon.stop();
+  await first.waitFor((c) => c.closed, 10_000, 'the stream to end');
+  const during = await emit(db.pool, 'nginx', 'tick', 3);
+  daemon = await startDaemon(t, db.url, env);
+  const again = await sse({ 'Last-Event-ID': first.lastEventId! });
+  t.equal(again.status, 200, 'the reconnect reaches the restarted daemon');
+  await again.waitFor((c) => c.seqs.length === 3, 10_000, 'the events written during the restart');
+  const after = await emit(db.pool, 'nginx', 'tick', 1);
+  await again.waitFor((c) => c.seqs.length === 4, 10_000, 'a live event after the resume');
+  t.same([...first.seqs, ...again.seqs], await deliveryOrder(db.pool, 'nginx'), 'every event exactly once, in delivery order');
+  t.same(again.seqs, [...during, ...after], 'the resume starts right after the last event received');
+});
