@@ -50,7 +50,7 @@ function printHints(config: Config, url: string, port: number, embedded: Embedde
 }
 
 /** The settings `pgfeed migrate` takes. */
-export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel'] as const;
+export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel', 'logFormat'] as const;
 
 /**
  * `pgfeed serve`: migrate, start the daemon, and shut down cleanly on
@@ -59,7 +59,7 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel']
  * Daemon.start() checks that they agree.
  */
 export async function serve(config: Config): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   process.on('unhandledRejection', (err) => {
     log.fatal({ err }, 'unhandled rejection');
     process.exit(1);
@@ -118,7 +118,7 @@ export async function serve(config: Config): Promise<void> {
  * are), and exit.
  */
 export async function migrateOnly({ config, given }: Loaded<(typeof MIGRATE_SETTINGS)[number]>): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
   if (!config.databaseUrl) throw new PgfeedError('invalid_config', 'pgfeed migrate needs DATABASE_URL (or --database-url)');
   const values = {
     ...(given.has('channel') ? { channel: config.channel } : {}),
