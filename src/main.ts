@@ -7,12 +7,16 @@ import { isUnreachable } from './db/query-errors.js';
 import { startDemo } from './demo.js';
 import { PgfeedError } from './errors.js';
 import { createLogger, type Logger } from './log.js';
+import { connectServiceManager } from './service-manager.js';
 
-async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<void> {
+/** Told of each retry of a start-up step (serve shows it in `systemctl status`). */
+type Retried = (message: string) => void;
+
+async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite, onRetry?: Retried): Promise<void> {
   await whenUp(log, async () => {
     const applied = await migrate(url, settings);
     if (applied.length) log.info({ applied }, 'migrations applied');
-  });
+  }, onRetry);
 }
 
 /** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s between start-up attempts (see backoff.ts). */
@@ -21,7 +25,7 @@ const START_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
 /** Runs a start-up step until it succeeds or fails for a reason other than
  *  "the database is not (or no longer) reachable": a restart or a terminated
  *  backend during start-up must delay the daemon, not end it. */
-async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
+async function whenUp(log: Logger, step: () => Promise<void>, onRetry: Retried = () => {}): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await step();
@@ -31,13 +35,16 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       if (!isUnreachable(err)) throw err;
       const delay = backoffDelay(START_RETRY, attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
+      onRetry(`database not reachable yet (${(err as Error).message}); retrying`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
 
+const httpBase = (host: string, port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 function printHints(config: Config, url: string, port: number, embedded: Embedded | undefined): void {
-  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const base = httpBase(config.host, port);
   const project = config.demo ? 'demo' : 'my-project';
   const lines = [
     `pgfeed is serving on ${base}`,
@@ -60,6 +67,8 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel',
  */
 export async function serve(config: Config): Promise<void> {
   const log = createLogger(config.logLevel, config.logFormat);
+  // systemd (Type=notify) is told READY=1 only below, once the port is bound and LISTEN is up.
+  const manager = connectServiceManager(log);
   process.on('unhandledRejection', (err) => {
     log.fatal({ err }, 'unhandled rejection');
     process.exit(1);
@@ -67,6 +76,7 @@ export async function serve(config: Config): Promise<void> {
   let embedded: Embedded | undefined;
   let url = config.databaseUrl;
   if (!url) {
+    manager.status('starting the embedded Postgres');
     embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
     url = embedded.url;
   }
@@ -76,9 +86,11 @@ export async function serve(config: Config): Promise<void> {
   const settings = { channel: config.channel, notify: config.notify };
   const daemon = new Daemon(config, url, log);
   try {
-    await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
+    manager.status('applying migrations');
+    await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' }, manager.status);
+    manager.status('starting the feed');
     // Daemon.start() is safe to repeat: its database reads come before any state is set.
-    await whenUp(log, () => daemon.start());
+    await whenUp(log, () => daemon.start(), manager.status);
   } catch (err) {
     // A server pgfeed started is not left running behind a failed start.
     await daemon.close();
@@ -87,6 +99,7 @@ export async function serve(config: Config): Promise<void> {
   }
   const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
   log.info({ port: daemon.port, host: config.host }, 'listening');
+  manager.ready(`serving on ${httpBase(config.host, daemon.port)}`);
   printHints(config, url, daemon.port, embedded);
 
   let stopping = false;
@@ -94,6 +107,7 @@ export async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    manager.stopping(`shutting down (${signal}); streams end, clients resume elsewhere`);
     const force = setTimeout(() => {
       log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);
@@ -103,6 +117,7 @@ export async function serve(config: Config): Promise<void> {
     await daemon.close();
     await embedded?.stop().catch(() => {});
     log.info('stopped');
+    await manager.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
