@@ -6,8 +6,8 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { SETTINGS } from '../../src/config.js';
+import { serviceLines, UNIT } from '../helpers/unit-file.js';
 
-const UNIT = fileURLToPath(new URL('../../systemd/pgfeed.service', import.meta.url));
 const EXAMPLE = fileURLToPath(new URL('../../systemd/pgfeed.env.example', import.meta.url));
 /** The most `systemd-analyze security` may score the unit (0 is best, 10 worst; 8.5 was Type=simple's). */
 const MAX_EXPOSURE = 2.0;
@@ -31,21 +31,8 @@ t.test(`systemd-analyze security scores the unit at most ${MAX_EXPOSURE}`, { ski
   t.ok(score <= MAX_EXPOSURE, `exposure ${score} <= ${MAX_EXPOSURE} (\`systemd-analyze security --offline=true systemd/pgfeed.service\` lists each line's cost)`);
 });
 
-/** `Key=value` lines of the [Service] section, by key (a repeated key keeps every value). */
-function serviceLines(text: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let section = '';
-  for (const line of text.split('\n')) {
-    const s = /^\[(\w+)\]$/.exec(line);
-    if (s) section = s[1];
-    const kv = /^(\w+)=(.*)$/.exec(line);
-    if (kv && section === 'Service') out.set(kv[1], [...(out.get(kv[1]) ?? []), kv[2]]);
-  }
-  return out;
-}
-
 t.test('the unit is Type=notify with a watchdog, reads /etc/pgfeed/pgfeed.env and outlasts a graceful shutdown', async (t) => {
-  const unit = serviceLines(readFileSync(UNIT, 'utf8'));
+  const unit = serviceLines();
   t.same(unit.get('Type'), ['notify']);
   t.same(unit.get('NotifyAccess'), ['all'], 'systemd-notify, a child of the daemon, may notify');
   t.match(unit.get('WatchdogSec')?.[0], /^\d+s$/);
