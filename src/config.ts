@@ -65,6 +65,7 @@ export const SETTINGS = {
   notify: { env: 'PGFEED_NOTIFY', flag: '--notify', doc: 'whether writers NOTIFY; false spares them the commit-time notify lock, and changes are found by the safety poll alone', default: true, parse: bool },
   heartbeatMs: { env: 'PGFEED_HEARTBEAT_MS', flag: '--heartbeat-ms', doc: 'interval of `: ping` comments on idle streams', default: 15_000, parse: int(1_000, 300_000) },
   logLevel: { env: 'PGFEED_LOG_LEVEL', flag: '--log-level', doc: 'pino log level', default: 'info' as const, parse: oneOf('trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent') },
+  logFormat: { env: 'PGFEED_LOG_FORMAT', flag: '--log-format', doc: 'json (lines for journald), pretty (for people), or auto: pretty on a terminal, JSON otherwise', default: 'auto' as const, parse: oneOf('auto', 'json', 'pretty') },
   pollMs: { env: 'PGFEED_POLL_MS', flag: '--poll-ms', doc: 'safety poll: the most a lost NOTIFY can delay an event', default: 1_000, parse: int(50, 60_000) },
   heldPollMs: { env: 'PGFEED_HELD_POLL_MS', flag: '--held-poll-ms', doc: 'poll interval while rows wait behind the xmin horizon', default: 25, parse: int(10, 10_000) },
   horizonStallMs: { env: 'PGFEED_HORIZON_STALL_MS', flag: '--horizon-stall-ms', doc: 'how long rows may wait behind the horizon before /readyz reports a stall', default: 30_000, parse: int(1_000, 86_400_000) },

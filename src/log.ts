@@ -1,12 +1,30 @@
 import pino from 'pino';
+import pretty from 'pino-pretty';
+
+/** `auto`: pretty on a terminal, JSON lines otherwise (a pipe, a file, journald). */
+export type LogFormat = 'auto' | 'json' | 'pretty';
 
 /**
- * JSON lines to stdout, which journald keeps under systemd; a one-shot
- * command logs to stderr (fd 2), since its stdout is its result.
+ * JSON lines to stdout, which journald keeps under systemd; on a terminal,
+ * one human-readable line per event instead. A one-shot command logs to
+ * stderr (fd 2), since its stdout is its result. The logger's lines are notable
+ * events (start-up, a lost connection, a held horizon), never one per
+ * delivered change, so neither format grows with the traffic.
  */
-export function createLogger(level: string, fd: 1 | 2 = 1): pino.Logger {
+export function createLogger(level: string, format: LogFormat = 'auto', fd: 1 | 2 = 1): pino.Logger {
   const options = { level, base: { service: 'pgfeed' } };
-  return fd === 1 ? pino(options) : pino(options, pino.destination(2));
+  const human = format === 'pretty' || (format === 'auto' && (fd === 1 ? process.stdout : process.stderr).isTTY === true);
+  if (!human) return fd === 1 ? pino(options) : pino(options, pino.destination(2));
+  // pino-pretty as a synchronous stream in this thread rather than as a
+  // worker-thread transport: serve ends with process.exit() right after its
+  // last line ('stopped', or a fatal error), which a transport's worker may
+  // not have written yet. A terminal reads few lines, so speed is no concern.
+  // An `err` goes on indented lines below its event, as pino-pretty always
+  // prints it; everything else stays on the event's line.
+  return pino(
+    options,
+    pretty({ sync: true, destination: fd, singleLine: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'service' }),
+  );
 }
 
 export type Logger = pino.Logger;

@@ -7,13 +7,17 @@ import type { ClusterSettings } from './db/settings.js';
 import { isUnreachable } from './db/query-errors.js';
 import { startDemo } from './demo.js';
 import { createLogger, type Logger } from './log.js';
+import { connectServiceManager } from './service-manager.js';
+
+/** Told of each retry of a start-up step (serve shows it in `systemctl status`). */
+type Retried = (message: string) => void;
 
 /** The names of the migrations applied. */
-async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite): Promise<string[]> {
+async function migrateWhenUp(url: string, log: Logger, settings: SettingsWrite, onRetry?: Retried): Promise<string[]> {
   let applied: string[] = [];
   await whenUp(log, async () => {
     applied = await migrate(url, settings);
-  });
+  }, onRetry);
   return applied;
 }
 
@@ -23,7 +27,7 @@ const START_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
 /** Runs a start-up step until it succeeds or fails for a reason other than
  *  "the database is not (or no longer) reachable": a restart or a terminated
  *  backend during start-up must delay the daemon, not end it. */
-async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
+async function whenUp(log: Logger, step: () => Promise<void>, onRetry: Retried = () => {}): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       await step();
@@ -33,13 +37,16 @@ async function whenUp(log: Logger, step: () => Promise<void>): Promise<void> {
       if (!isUnreachable(err)) throw err;
       const delay = backoffDelay(START_RETRY, attempt);
       log.warn({ err: (err as Error).message, retryInMs: Math.round(delay) }, 'database not reachable yet; retrying');
+      onRetry(`database not reachable yet (${(err as Error).message}); retrying`);
       await new Promise((r) => setTimeout(r, delay));
     }
   }
 }
 
+const httpBase = (host: string, port: number) => `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+
 function printHints(config: Config, url: string, port: number, embedded: Embedded | undefined): void {
-  const base = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const base = httpBase(config.host, port);
   const project = config.demo ? 'demo' : 'my-project';
   const lines = [
     `pgfeed is serving on ${base}`,
@@ -52,7 +59,7 @@ function printHints(config: Config, url: string, port: number, embedded: Embedde
 }
 
 /** The settings `pgfeed migrate` takes. */
-export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel'] as const;
+export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel', 'logFormat'] as const;
 
 /**
  * `pgfeed serve`: migrate, start the daemon, and shut down cleanly on
@@ -61,7 +68,9 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel']
  * Daemon.start() checks that they agree.
  */
 export async function serve(config: Config): Promise<void> {
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, config.logFormat);
+  // systemd (Type=notify) is told READY=1 only below, once the port is bound and LISTEN is up.
+  const manager = connectServiceManager(log);
   process.on('unhandledRejection', (err) => {
     log.fatal({ err }, 'unhandled rejection');
     process.exit(1);
@@ -69,6 +78,7 @@ export async function serve(config: Config): Promise<void> {
   let embedded: Embedded | undefined;
   let url = config.databaseUrl;
   if (!url) {
+    manager.status('starting the embedded Postgres');
     embedded = await startEmbedded(config.dataDir, config.embeddedPort, log);
     url = embedded.url;
   }
@@ -78,10 +88,12 @@ export async function serve(config: Config): Promise<void> {
   const settings = { channel: config.channel, notify: config.notify };
   const daemon = new Daemon(config, url, log);
   try {
-    const applied = await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' });
+    manager.status('applying migrations');
+    const applied = await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' }, manager.status);
     if (applied.length) log.info({ applied }, 'migrations applied');
+    manager.status('starting the feed');
     // Daemon.start() is safe to repeat: its database reads come before any state is set.
-    await whenUp(log, () => daemon.start());
+    await whenUp(log, () => daemon.start(), manager.status);
   } catch (err) {
     // A server pgfeed started is not left running behind a failed start.
     await daemon.close();
@@ -90,6 +102,7 @@ export async function serve(config: Config): Promise<void> {
   }
   const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
   log.info({ port: daemon.port, host: config.host }, 'listening');
+  manager.ready(`serving on ${httpBase(config.host, daemon.port)}`);
   printHints(config, url, daemon.port, embedded);
 
   let stopping = false;
@@ -97,6 +110,7 @@ export async function serve(config: Config): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    manager.stopping(`shutting down (${signal}); streams end, clients resume elsewhere`);
     const force = setTimeout(() => {
       log.error({ timeoutMs: config.shutdownTimeoutMs }, 'shutdown took too long; exiting');
       process.exit(1);
@@ -106,6 +120,7 @@ export async function serve(config: Config): Promise<void> {
     await daemon.close();
     await embedded?.stop().catch(() => {});
     log.info('stopped');
+    await manager.close();
     process.exit(0);
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
@@ -121,6 +136,6 @@ export async function serve(config: Config): Promise<void> {
  * the migrations applied. Its log (the retries while the database is not
  * up) goes to stderr: stdout has the command's result.
  */
-export async function migrateOnly(url: string, logLevel: Config['logLevel'], values: Partial<ClusterSettings>): Promise<string[]> {
-  return migrateWhenUp(url, createLogger(logLevel, 2), { values, when: 'always' });
+export async function migrateOnly(url: string, logLevel: Config['logLevel'], values: Partial<ClusterSettings>, logFormat: Config['logFormat']): Promise<string[]> {
+  return migrateWhenUp(url, createLogger(logLevel, logFormat, 2), { values, when: 'always' });
 }

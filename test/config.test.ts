@@ -111,7 +111,7 @@ t.test('loadConfig: a flag wins over its env var', async (t) => {
 
 t.test('loadConfig: the settings given are told apart from defaults', async (t) => {
   const { config, given } = loadConfig(['--channel', 'c'], { PGFEED_NOTIFY: 'false' }, MIGRATE_SETTINGS);
-  t.same(config, { databaseUrl: '', channel: 'c', notify: false, logLevel: 'info' }, 'only the settings of the command');
+  t.same(config, { databaseUrl: '', channel: 'c', notify: false, logLevel: 'info', logFormat: 'auto' }, 'only the settings of the command');
   t.same([...given].sort(), ['channel', 'notify'], 'a flag or an env var is given; a default is not');
 });
 

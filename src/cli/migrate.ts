@@ -15,7 +15,7 @@ export const migrateCommand = defineCommand(
   },
   async ({ config, given, print }) => {
     const written = settingsGiven(config, given);
-    const applied = await migrateOnly(needDatabase('migrate', config.databaseUrl), config.logLevel, written);
+    const applied = await migrateOnly(needDatabase('migrate', config.databaseUrl), config.logLevel, written, config.logFormat);
     print({ applied, written }, () =>
       [applied.length ? `applied ${applied.join(', ')}` : 'the database was up to date', ...describeWritten(written)].join('\n'),
     );

@@ -4,7 +4,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+/** The built command line, `pgfeed` (dist/cli.js). */
+export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 
 export interface DaemonProcess {
   readonly port: number;
