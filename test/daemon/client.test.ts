@@ -157,13 +157,17 @@ t.test('position resumes a new connect(); close() ends a waiting iterator', asyn
   const d = await startDaemon(t, db.url);
   await emit(db.pool, 'resume', 'tick', 10);
   const first = connect({ url: d.base, project: 'resume' });
+  let heard = 0;
+  first.on('event', () => heard++);
   const got: number[] = [];
   for await (const ev of first) {
     got.push(ev.seq);
+    // A slow loop: all 10 have arrived, 5 of them are still queued for it.
+    if (got.length === 1) await waitUntil(() => heard === 10, 10_000, 'every event to arrive');
     if (got.length === 6) break; // break closes the feed
   }
   t.equal(first.state, 'closed', 'break closed the feed');
-  t.equal(first.position, String(got[5]), 'position is the last event the loop saw');
+  t.equal(first.position, String(got[5]), 'position is the last event the loop saw, not the last that arrived');
   const second = connect({ url: d.base, project: 'resume', after: first.position! });
   const s = follow(second);
   await s.until(4, 'the other 4');
