@@ -226,7 +226,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     });
     let res: Response;
     try {
-      res = await c.fetch(url, { headers, signal: this.abort.signal, cache: 'no-store' });
+      res = await c.fetch(url, { headers, signal: this.abort.signal });
     } catch (err) {
       return { kind: 'failed', error: networkError(url, err), afterMs: null };
     }

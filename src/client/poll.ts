@@ -32,7 +32,7 @@ export async function poll(options: PollOptions): Promise<ChangesPage> {
   if (!res.ok) {
     const e = await responseError(res);
     const after = retryAfterMs(res);
-    return Promise.reject(after === null ? e : new FeedError(e.code, e.message, e.status, { ...e.detail, retryAfterMs: after }));
+    throw after === null ? e : new FeedError(e.code, e.message, e.status, { ...e.detail, retryAfterMs: after });
   }
   return (await res.json()) as ChangesPage;
 }

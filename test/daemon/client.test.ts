@@ -2,8 +2,10 @@
 // event exactly once and in order through a restart and an over-capacity
 // answer, ends for good on bad input, asks for a token before every connect,
 // resumes a new connect() from feed.position; poll() pages.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { connect, FeedError, poll, type Feed, type FetchLike } from '../../src/client/index.js';
+import { connect, FeedError, poll, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
 import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
@@ -37,10 +39,10 @@ function follow(feed: Feed) {
 
 /** A fetch that records each request's headers, and can hold the next request until released. */
 function recordingFetch() {
-  const requests: { url: string; headers: Record<string, string> }[] = [];
+  const requests: { url: string; headers: Record<string, string>; at: number }[] = [];
   let gate: Promise<void> | null = null;
   const fetchFn: FetchLike = async (url, init) => {
-    requests.push({ url, headers: { ...(init.headers as Record<string, string>) } });
+    requests.push({ url, headers: { ...(init.headers as Record<string, string>) }, at: performance.now() });
     if (gate) await gate;
     return fetch(url, init);
   };
@@ -65,10 +67,11 @@ t.test('a daemon restart behind a proxy: every event once, in order; a fresh tok
   const proxy = await startSwitchProxy(t, a.port);
   const rec = recordingFetch();
   let tokens = 0;
-  const feed = connect({ url: proxy.base, project: 'restart', after: 0, getToken: async () => `token-${++tokens}`, fetch: rec.fetch, backoff: FAST });
+  // A backoff far below the server's retry hint (100-200 ms): which of them a reconnect waited for shows.
+  const feed = connect({ url: proxy.base, project: 'restart', after: 0, getToken: async () => `token-${++tokens}`, fetch: rec.fetch, backoff: { baseMs: 10, capMs: 50 } });
   t.teardown(() => feed.close());
-  const states: string[] = [];
-  feed.on('state', (s) => states.push(s.state));
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
   const s = follow(feed);
   await emit(db.pool, 'restart', 'tick', 20);
   await s.until(20, 'the first 20 events');
@@ -86,7 +89,10 @@ t.test('a daemon restart behind a proxy: every event once, in order; a fresh tok
   t.equal(rec.requests[0].headers['Last-Event-ID'], '0', 'the first connect starts from after');
   t.ok(rec.requests.slice(1).every((r) => r.headers['Last-Event-ID'] !== undefined && r.headers['Last-Event-ID'] !== '0'), 'every reconnect resumes from an event it received');
   t.equal(feed.position, String(s.seqs[s.seqs.length - 1]), 'position is the last event yielded');
-  t.ok(states.includes('retrying') && states.at(-1) === 'open', `states: ${states.join(' → ')}`);
+  const retries = states.filter((x) => x.state === 'retrying');
+  t.ok(retries.length > 0 && states.at(-1)?.state === 'open', `states: ${states.map((x) => x.state).join(' → ')}`);
+  t.match(retries[0], { error: undefined }, 'the stopping daemon ended the stream cleanly');
+  t.ok(retries[0].delayMs! >= 100 && retries[0].delayMs! <= 200, `and the reconnect waited for the server's retry: hint (${retries[0].delayMs} ms)`);
   feed.close();
   await s.done;
   t.same(s.ended, { error: null }, 'close() ends the iterator without an error');
@@ -120,6 +126,36 @@ t.test('over capacity: the feed is told to wait, waits, then resumes where it wa
   await s.until(21, 'the marker');
   t.same(s.seqs, await deliveryOrder(db.pool, 'full'), 'every event exactly once, in (xid, seq) order');
   t.equal(feed.state, 'open', 'and it is open');
+});
+
+t.test('a 503 with Retry-After is waited out, then the feed resumes', async (t) => {
+  const d = await startDaemon(t, db.url);
+  // Something in front of the daemon answers 503 once, as a load balancer with no replica up would.
+  const refused: number[] = [];
+  const front = http.createServer((req, res) => {
+    refused.push(performance.now());
+    res.writeHead(503, { 'Content-Type': 'application/json', 'Retry-After': '1', Connection: 'close' });
+    res.end(JSON.stringify({ error: { code: 'over_capacity', message: 'The daemon is at its stream limit.' } }));
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  const proxy = await startSwitchProxy(t, (front.address() as AddressInfo).port);
+  const rec = recordingFetch();
+  const feed = connect({ url: proxy.base, project: 'later', fetch: rec.fetch, backoff: { baseMs: 10, capMs: 50 } });
+  t.teardown(() => feed.close());
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
+  const unavailable: string[] = [];
+  feed.on('unavailable', (u) => unavailable.push(u.code));
+  const s = follow(feed);
+  await waitUntil(() => refused.length >= 1, 10_000, 'the 503');
+  proxy.target = d.port;
+  await emit(db.pool, 'later', 'tick', 3);
+  await s.until(3, 'the events');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'later'));
+  t.same(unavailable, refused.map(() => 'over_capacity'), "the 503's code is an 'unavailable' signal");
+  t.match(states.find((x) => x.state === 'retrying'), { delayMs: 1_000, error: { code: 'over_capacity', status: 503 } }, 'the wait is the Retry-After');
+  t.ok(rec.requests[1].at - rec.requests[0].at >= 950, `the next request came ${Math.round(rec.requests[1].at - rec.requests[0].at)} ms later`);
 });
 
 t.test('bad input ends the feed with an error, once, without a retry', async (t) => {
