@@ -2,6 +2,7 @@
 // with no Node built-in (esbuild refuses node: imports there) and no Node
 // global, and it is the package's `pgfeed/client` subpath, with typings.
 import { build } from 'esbuild';
+import ts from 'typescript';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
@@ -40,4 +41,27 @@ t.test('pgfeed/client is the package subpath, with typings', async (t) => {
   t.type(client.connect, 'function');
   t.type(client.poll, 'function');
   t.type(client.SseParser, 'function');
+});
+
+t.test("the typings check in a browser project: DOM libs, no Node types, skipLibCheck off", async (t) => {
+  // A program of one virtual file next to the package, as a page's code would import it.
+  const file = `${root}test/client-probe.virtual.ts`;
+  const source = [
+    "import { connect, poll, type ChangeEvent, type ChangesPage } from 'pgfeed/client';",
+    "const feed = connect({ url: 'http://127.0.0.1:8787', project: 'acme' });",
+    "feed.on('unavailable', (u) => u.code satisfies 'over_capacity' | 'shutting_down' | 'database_unavailable');",
+    'export async function f(): Promise<ChangesPage> { for await (const e of feed) { const x: ChangeEvent = e; void x; } return poll({ url: "http://x", project: "p" }); }',
+  ].join('\n');
+  const options: ts.CompilerOptions = {
+    strict: true, noEmit: true, skipLibCheck: false, types: [], target: ts.ScriptTarget.ES2022,
+    module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, lib: ['lib.es2022.d.ts', 'lib.dom.d.ts', 'lib.dom.iterable.d.ts'],
+  };
+  const host = ts.createCompilerHost(options);
+  const { getSourceFile, fileExists, readFile } = host;
+  host.getSourceFile = (name, lang, ...rest) => (name === file ? ts.createSourceFile(name, source, lang) : getSourceFile.call(host, name, lang, ...rest));
+  host.fileExists = (name) => name === file || fileExists.call(host, name);
+  host.readFile = (name) => (name === file ? source : readFile.call(host, name));
+  const program = ts.createProgram([file], options, host);
+  const problems = ts.getPreEmitDiagnostics(program).map((d) => ts.flattenDiagnosticMessageText(d.messageText, '\n') + (d.file ? ` (${d.file.fileName})` : ''));
+  t.same(problems, [], 'dist/client typings need nothing from Node');
 });
