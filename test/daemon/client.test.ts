@@ -174,6 +174,26 @@ t.test('bad input ends the feed with an error, once, without a retry', async (t)
   t.equal(rec.requests.length, 1, 'one request, not retried');
 });
 
+t.test('a getToken() that fails is retried with the cursor kept', async (t) => {
+  const d = await startDaemon(t, db.url);
+  const rec = recordingFetch();
+  let calls = 0;
+  const getToken = () => {
+    if (++calls === 1) throw new Error('the token service is restarting');
+    return 'fresh';
+  };
+  const feed = connect({ url: d.base, project: 'tokens', getToken, fetch: rec.fetch, backoff: FAST });
+  t.teardown(() => feed.close());
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
+  const s = follow(feed);
+  await emit(db.pool, 'tokens', 'tick', 2);
+  await s.until(2, 'the events');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'tokens'));
+  t.match(states.find((x) => x.state === 'retrying'), { error: { code: 'token_failed', message: /the token service is restarting/ } }, 'the failure is a retry, with its reason');
+  t.same(rec.requests.map((r) => r.headers.Authorization), ['Bearer fresh'], 'no request went out without a token');
+});
+
 t.test('a pruned cursor is a reset and the end of the feed', async (t) => {
   const d = await startDaemon(t, db.url);
   const seqs = await emit(db.pool, 'pruned', 'tick', 4);

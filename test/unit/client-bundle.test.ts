@@ -9,7 +9,7 @@ import t from 'tap';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-/** The build `npm run build:client-bundle` runs, of `entry` or of stdin `contents`. */
+/** The build `npm run build:browser` runs (without writing), of `entry` or of stdin `contents`. */
 function bundle(input: { entry: string } | { contents: string }) {
   return build({
     ...('entry' in input ? { entryPoints: [input.entry] } : { stdin: { contents: input.contents, resolveDir: root, loader: 'ts' } }),
