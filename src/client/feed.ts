@@ -194,6 +194,12 @@ export class Feed implements AsyncIterable<ChangeEvent> {
 
   private fail(error: FeedError): void {
     this.failure = error;
+    // Never silent: with no one to hear it, it is an uncaught error, as an EventEmitter's 'error' is.
+    if (!this.signals.has('error') && !this.iterating) {
+      queueMicrotask(() => {
+        throw error;
+      });
+    }
     this.signals.emit('error', error);
     this.close();
   }
