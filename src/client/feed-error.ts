@@ -14,6 +14,8 @@ export type ClientErrorCode =
   | 'not_event_stream'
   /** The request failed before a response: a refused or dropped connection, a DNS failure. */
   | 'network'
+  /** An open stream sent nothing, not even a heartbeat, for idleTimeoutMs: the feed dropped it and reconnects. */
+  | 'stalled'
   /** getToken() threw or returned something other than a string. */
   | 'token_failed';
 

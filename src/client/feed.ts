@@ -35,7 +35,16 @@ export interface ConnectOptions extends RequestOptions {
   /** `event_names=`: 'on' (the default) or 'off'. The events yielded are the same either way. */
   readonly eventNames?: EventNames;
   readonly backoff?: BackoffOptions;
+  /**
+   * A stream with no bytes for this long is dead (a peer gone without a FIN,
+   * a frozen daemon): the feed drops it and reconnects. Twice the daemon's
+   * PGFEED_HEARTBEAT_MS (default 15 s) is right; 0 turns it off.
+   */
+  readonly idleTimeoutMs?: number;
 }
+
+/** Twice the daemon's default heartbeat interval (PGFEED_HEARTBEAT_MS, 15 s). */
+export const DEFAULT_IDLE_TIMEOUT_MS = 30_000;
 
 export const DEFAULT_BACKOFF: Required<BackoffOptions> = { baseMs: 500, capMs: 30_000, factor: 2 };
 
@@ -59,7 +68,9 @@ export class Feed implements AsyncIterable<ChangeEvent> {
   private readonly eventNames: EventNames | null;
   private readonly backoff: Backoff;
   private readonly signals = new Signals();
-  private readonly abort = new AbortController();
+  /** Aborts the current request: close() and a stalled stream use it. */
+  private conn: AbortController | null = null;
+  private readonly idleTimeoutMs: number;
   private started = false;
   private closed = false;
   private _state: FeedState = 'connecting';
@@ -85,6 +96,10 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     }
     this.eventNames = options.eventNames ?? null;
     this.backoff = checkBackoff(options.backoff);
+    this.idleTimeoutMs = options.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    if (typeof this.idleTimeoutMs !== 'number' || !(this.idleTimeoutMs >= 0)) {
+      throw new FeedError('invalid_option', `idleTimeoutMs must be a number of ms >= 0 (0: off); got ${JSON.stringify(options.idleTimeoutMs)}`);
+    }
     this.received = this.c.after !== null && this.c.after !== 'now' ? this.c.after : null;
     this.delivered = this.received;
   }
@@ -118,7 +133,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.abort.abort();
+    this.conn?.abort();
     this.wake();
     this.setState('closed');
   }
@@ -232,7 +247,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     });
     let res: Response;
     try {
-      res = await c.fetch(url, { headers, signal: this.abort.signal });
+      res = await c.fetch(url, { headers, signal: (this.conn = new AbortController()).signal });
     } catch (err) {
       return { kind: 'failed', error: networkError(url, err), afterMs: null };
     }
@@ -258,6 +273,18 @@ export class Feed implements AsyncIterable<ChangeEvent> {
   private async read(url: string, body: ReadableStream<Uint8Array>): Promise<Ended> {
     const reader = body.getReader();
     let fatal: FeedError | null = null;
+    let idle: ReturnType<typeof setTimeout> | undefined;
+    let stalled = false;
+    const conn = this.conn;
+    const alive = () => {
+      if (this.idleTimeoutMs === 0) return;
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        stalled = true;
+        conn?.abort();
+      }, this.idleTimeoutMs);
+    };
+    alive();
     // A fresh parser per connection: a frame the last one cut off is dropped, never dispatched.
     const parser = new SseParser({
       onEvent: (ev) => {
@@ -270,17 +297,25 @@ export class Feed implements AsyncIterable<ChangeEvent> {
       for (;;) {
         const { done, value } = await reader.read();
         if (done || this.closed) break;
+        alive();
         parser.push(value);
         if (fatal) break;
         // A slow iterator: stop reading until it catches up, so memory stays bounded.
-        while (this.iterating && this.queue.length >= HIGH_WATER && !this.closed) {
-          await new Promise<void>((resolve) => (this.wakeReader = resolve));
+        if (this.iterating && this.queue.length >= HIGH_WATER) {
+          // The silence while we do not read is ours, not the stream's.
+          clearTimeout(idle);
+          while (this.iterating && this.queue.length >= HIGH_WATER && !this.closed) {
+            await new Promise<void>((resolve) => (this.wakeReader = resolve));
+          }
+          alive();
         }
       }
     } catch (err) {
       if (this.closed) return { kind: 'clean' };
+      if (stalled) return { kind: 'failed', error: new FeedError('stalled', `GET ${url} sent nothing for ${this.idleTimeoutMs} ms, not even a heartbeat`), afterMs: null };
       return { kind: 'failed', error: networkError(url, err), afterMs: null };
     } finally {
+      clearTimeout(idle);
       reader.cancel().catch(() => undefined);
     }
     return fatal ? { kind: 'fatal', error: fatal } : { kind: 'clean' };

@@ -3,7 +3,7 @@
  * a live stream that resumes by itself, poll() for one page at a time. No
  * Node-only module is imported anywhere here: a browser bundle must build.
  */
-export { connect, Feed, DEFAULT_BACKOFF, type ConnectOptions, type BackoffOptions } from './feed.js';
+export { connect, Feed, DEFAULT_BACKOFF, DEFAULT_IDLE_TIMEOUT_MS, type ConnectOptions, type BackoffOptions } from './feed.js';
 export { poll, type PollOptions } from './poll.js';
 export { FeedError, type ClientErrorCode } from './feed-error.js';
 export type { RequestOptions, FetchLike } from './options.js';

@@ -158,6 +158,27 @@ t.test('a 503 with Retry-After is waited out, then the feed resumes', async (t) 
   t.ok(rec.requests[1].at - rec.requests[0].at >= 950, `the next request came ${Math.round(rec.requests[1].at - rec.requests[0].at)} ms later`);
 });
 
+t.test('a frozen daemon: the silent stream is dropped and the feed resumes on another', async (t) => {
+  const env = { PGFEED_HEARTBEAT_MS: '1000' };
+  const [a, b] = await Promise.all([startDaemon(t, db.url, env), startDaemon(t, db.url, env)]);
+  t.teardown(() => a.proc.kill('SIGCONT'));
+  const proxy = await startSwitchProxy(t, a.port);
+  const feed = connect({ url: proxy.base, project: 'frozen', backoff: FAST, idleTimeoutMs: 2_500 });
+  t.teardown(() => feed.close());
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
+  const s = follow(feed);
+  await emit(db.pool, 'frozen', 'tick', 5);
+  await s.until(5, 'the first 5 events');
+  // SIGSTOP: the socket stays open and says nothing, as a peer gone without a FIN would.
+  a.proc.kill('SIGSTOP');
+  proxy.target = b.port;
+  await emit(db.pool, 'frozen', 'tick', 5);
+  await s.until(10, 'the 5 written while the first daemon was frozen');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'frozen'), 'every event once, in order');
+  t.match(states.find((x) => x.state === 'retrying'), { error: { code: 'stalled' } }, 'the silent stream was dropped as stalled');
+});
+
 t.test('bad input ends the feed with an error, once, without a retry', async (t) => {
   const d = await startDaemon(t, db.url);
   const rec = recordingFetch();
@@ -266,4 +287,5 @@ t.test('bad options throw at once', async (t) => {
   t.throws(() => connect({ url: 'http://127.0.0.1:1', project: 'x', after: 'yesterday' }), { code: 'invalid_option' });
   t.throws(() => connect({ url: 'http://127.0.0.1:1', project: 'x', token: 'a', getToken: () => 'b' }), { code: 'invalid_option' });
   t.throws(() => connect({ url: 'http://127.0.0.1:1', project: 'x', backoff: { baseMs: 100, capMs: 10 } }), { code: 'invalid_option' });
+  t.throws(() => connect({ url: 'http://127.0.0.1:1', project: 'x', idleTimeoutMs: -1 }), { code: 'invalid_option' });
 });
