@@ -179,6 +179,33 @@ t.test('a frozen daemon: the silent stream is dropped and the feed resumes on an
   t.match(states.find((x) => x.state === 'retrying'), { error: { code: 'stalled' } }, 'the silent stream was dropped as stalled');
 });
 
+t.test('control events the daemon does not send yet are signals; an unknown one is ignored', async (t) => {
+  // A stream as a newer daemon might write it: control events, an unknown one, then a change.
+  const change = { seq: 7, xid: '9', project: 'p', type: 'tick', op: null, table: null, data: { i: 0 }, at: '2026-12-01T00:00:00.000Z' };
+  const front = http.createServer((req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'close' });
+    const control = (type: string, more: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...more })}\n\n`;
+    res.end(`retry: 60000\n\n${control('pgfeed.degraded', { reason: 'horizon' })}${control('pgfeed.ok', {})}${control('pgfeed.expiring', { in_s: 30 })}` +
+      `${control('pgfeed.future', {})}${control('pgfeed.reset', { earliest: '5' })}id: 7\nevent: tick\ndata: ${JSON.stringify(change)}\n\n`);
+  });
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => front.close(() => r())));
+  const feed = connect({ url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`, project: 'p' });
+  const heard: string[] = [];
+  for (const name of ['degraded', 'ok', 'expiring', 'reset', 'unavailable'] as const) feed.on(name, (v) => heard.push(`${name}:${JSON.stringify(v)}`));
+  for await (const ev of feed) {
+    t.same(ev, change, 'the change after them is yielded');
+    break;
+  }
+  t.same(heard, [
+    'degraded:{"type":"pgfeed.degraded","reason":"horizon"}',
+    'ok:{"type":"pgfeed.ok"}',
+    'expiring:{"type":"pgfeed.expiring","in_s":30}',
+    'reset:{"type":"pgfeed.reset","earliest":"5"}',
+  ], 'each known control event reached its signal, in order; pgfeed.future reached none');
+  t.equal(feed.position, '7', 'control events never move the cursor');
+});
+
 t.test('bad input ends the feed with an error, once, without a retry', async (t) => {
   const d = await startDaemon(t, db.url);
   const rec = recordingFetch();
