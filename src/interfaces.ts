@@ -20,6 +20,7 @@
  * - ring: the bounded in-memory window of recent events with their encoded frames.
  * - filter: one project plus optional type patterns (exact names or `prefix*`).
  */
+import type { ChangeRow } from './protocol.js';
 
 /** A point in delivery order. Compare with `comparePositions`, never by seq. */
 export interface Position {
@@ -36,17 +37,9 @@ export interface Filter {
 /** A cursor as a client gives it: the start of history, the head, or an event's seq. */
 export type Cursor = { readonly kind: 'start' } | { readonly kind: 'now' } | { readonly kind: 'seq'; readonly seq: number };
 
-/** One change, as read from pgfeed.change_log. `data` stays JSON text: it is never parsed. */
-export interface ChangeRow {
-  readonly seq: number;
-  readonly xid: number;
-  readonly project: string;
-  readonly type: string;
-  readonly op: string | null;
-  readonly tbl: string | null;
-  readonly data: string | null;
-  readonly at: string;
-}
+// ChangeRow lives with its encoder in protocol.ts, whose typings a browser
+// build of pgfeed/client reads without Node's.
+export type { ChangeRow };
 
 /** A change made ready for the wire: its JSON and its SSE frame, encoded once. */
 export interface FeedEvent {

@@ -4,7 +4,18 @@
  * clients read with these types, so this module imports nothing from Node.
  */
 import type { ErrorCode } from './errors.js';
-import type { ChangeRow } from './interfaces.js';
+
+/** One change, as read from pgfeed.change_log. `data` stays JSON text: it is never parsed. */
+export interface ChangeRow {
+  readonly seq: number;
+  readonly xid: number;
+  readonly project: string;
+  readonly type: string;
+  readonly op: string | null;
+  readonly tbl: string | null;
+  readonly data: string | null;
+  readonly at: string;
+}
 
 /** One change: the `data:` of an SSE event and an element of a page's `events`. */
 export interface ChangeEvent {

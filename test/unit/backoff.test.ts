@@ -35,3 +35,13 @@ t.test('full jitter: delays of one attempt spread over the whole range', async (
   for (const [i, count] of bins.entries()) t.ok(count > 120 && count < 280, `bin ${i} (${(i * top) / 10}–${((i + 1) * top) / 10} ms) holds ${count} of ${n}`);
   t.ok(new Set(draws).size > n * 0.99, 'almost every delay differs from the others');
 });
+
+t.test("the client's defaults and a configured factor: the documented delay sequences", async (t) => {
+  const { DEFAULT_BACKOFF } = await import('../../src/client/feed.js');
+  const seq = (p: Backoff) => [0, 1, 2, 3, 4, 5, 6, 7].map((a) => backoffDelay(p, a, () => 1));
+  // docs/client.md and src/client/feed.ts write this sequence out.
+  t.same(seq(DEFAULT_BACKOFF), [500, 1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+  t.same(seq({ baseMs: 100, capMs: 10_000, factor: 3 }), [100, 300, 900, 2_700, 8_100, 10_000, 10_000, 10_000]);
+  t.same(seq({ baseMs: 250, capMs: 1_000, factor: 1 }), [250, 250, 250, 250, 250, 250, 250, 250], 'factor 1: a constant ceiling');
+  t.equal(backoffDelay({ baseMs: 100, capMs: 10_000, factor: 3 }, 1e9, () => 1), 10_000, 'a huge attempt number stays at the cap, at once');
+});
