@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { serverUser } from '../../src/db/server-user.js';
 import { freePort } from './free-port.js';
+import { satisfied, waitUntil } from './wait.js';
 
 interface Teardown {
   teardown(fn: () => unknown): void;
@@ -51,10 +52,8 @@ default_pool_size = 4
     await exited;
     rmSync(dir, { recursive: true, force: true });
   });
-  const deadline = Date.now() + 10_000;
-  while (!/listening on 127\.0\.0\.1:\d+/.test(log)) {
-    if (p.exitCode !== null || Date.now() > deadline) throw new Error(`pgbouncer did not start: ${log}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const listening = () => /listening on 127\.0\.0\.1:\d+/.test(log);
+  const up = await satisfied(waitUntil(() => listening() || p.exitCode !== null, 10_000, 'pgbouncer to listen'));
+  if (!up || !listening()) throw new Error(`pgbouncer did not start: ${log}`);
   return `postgres://${target.username}@127.0.0.1:${port}/${db}`;
 }
