@@ -52,6 +52,31 @@ export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacit
 export interface ControlEvents {
   /** The daemon cannot serve the stream right now; the response ends and the client reconnects after `retry:`. */
   readonly 'pgfeed.unavailable': { readonly code: UnavailableCode; readonly message: string };
+  /** The stream's token expires at `expires_at` (RFC 3339): reconnect with a fresh one before then. */
+  readonly 'pgfeed.expiring': { readonly expires_at: string };
+  /** The stream's token has expired; the stream ends. Resume with a fresh token and Last-Event-ID. */
+  readonly 'pgfeed.expired': { readonly expired_at: string };
+  /** The stream's subject was revoked; the stream ends and the subject's older tokens are refused. */
+  readonly 'pgfeed.revoked': { readonly reason: string };
+  /**
+   * Events after the stream's position were pruned: the stream ends, and a
+   * resume from its position would be refused with 410 cursor_expired.
+   * `earliest`: the seq of the first retained event in delivery order, or null when none is.
+   */
+  readonly 'pgfeed.reset': { readonly earliest: string | null };
+  /** Delivery is delayed: the LISTEN connection is down, or committed rows wait behind an open transaction. */
+  readonly 'pgfeed.degraded': DegradedDetail;
+  /** Delivery is back to normal after `pgfeed.degraded`. */
+  readonly 'pgfeed.ok': Record<string, never>;
+}
+
+/** Why delivery is delayed, as `pgfeed.degraded` and the poll endpoint report it. */
+export interface DegradedDetail {
+  readonly reason: 'listen_down' | 'horizon_stalled';
+  /** When the condition began (RFC 3339). */
+  readonly since: string;
+  /** For `horizon_stalled`: the backend whose open transaction holds the horizon back, when known. */
+  readonly blocker?: { readonly pid: number; readonly application_name: string; readonly xact_age_ms: number } | null;
 }
 
 /** A control event's data. Like a ChangeEvent it has `type`, so one handler can tell every event apart. */

@@ -25,6 +25,14 @@ export interface Page {
 /** An open stream: its state (a paused one has frames queued) and how to stop it. */
 export interface Subscription {
   readonly state: SubscriberState;
+  /** The last position delivered. */
+  readonly position: Position;
+  /**
+   * Sends a control frame (controlFrame() in frame.ts), after every frame
+   * already written, a paused stream's queued ones included. `end`: then end
+   * the stream, as pgfeed does for reset, expired and revoked.
+   */
+  signal(frame: Buffer, end?: boolean): void;
   close(): void;
 }
 

@@ -272,6 +272,20 @@ export class Subscriber implements Receiver {
     return this.deps.catchup.read(pos, this.filter);
   }
 
+  /**
+   * A control frame goes straight to the sink: whatever the state, it follows
+   * every frame written before it (uWS queues a paused stream's bytes in
+   * order), and a catching-up stream writes its batches between awaits, never
+   * across this call. It has no id, so the position does not move.
+   */
+  signal(frame: Buffer, end = false): void {
+    if (this.state === 'closed') return;
+    this.sink.cork(() => this.sink.write(frame));
+    if (!end) return;
+    this.close();
+    this.sink.end();
+  }
+
   close(): void {
     if (this.state === 'closed') return;
     this.setState('closed');

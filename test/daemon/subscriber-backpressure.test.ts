@@ -6,6 +6,7 @@
 import pg from 'pg';
 import t from 'tap';
 import { Catchup } from '../../src/feed/catchup.js';
+import { controlFrame } from '../../src/feed/frame.js';
 import { Hub } from '../../src/feed/hub.js';
 import { Subscriber, type SubscriberDeps } from '../../src/feed/subscriber.js';
 import { Tail } from '../../src/feed/tail.js';
@@ -59,4 +60,40 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   sub.close();
   await tail.close();
   await assertReleased(t, hub, timers);
+});
+
+t.test('a control frame follows what a paused stream already queued, and can end the stream', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`SELECT pgfeed.emit('sig', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 600) g`);
+  const expected = await deliveryOrder(db.pool, 'sig');
+  const pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  t.teardown(() => pool.end());
+  const metrics = createMetrics();
+  const log = createLogger('silent');
+  const hub = new Hub();
+  const tail = new Tail(pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
+  await tail.start();
+  t.teardown(() => tail.close());
+  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(pool, 2, metrics), metrics, log };
+  // The first write pushes back: the stream pauses with one slab queued.
+  const sink = new RecordingSink((n) => n === 1);
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
+  sub.start();
+  t.teardown(() => sub.close());
+  const deadline = Date.now() + 10_000;
+  while (sub.state !== 'paused' && Date.now() < deadline) await new Promise((r) => setImmediate(r));
+  t.equal(sub.state, 'paused', 'paused on backpressure');
+  const queued = sink.seqs;
+  t.ok(queued.length > 0 && queued.length < expected.length, `${queued.length} events queued before the pause`);
+  t.same(queued, expected.slice(0, queued.length), 'the queued events are the first in delivery order');
+
+  sub.signal(controlFrame('pgfeed.reset', { earliest: null }), true);
+  const text = Buffer.concat(sink.frames).toString();
+  t.ok(text.endsWith('event: pgfeed.reset\ndata: {"type":"pgfeed.reset","earliest":null}\n\n'), 'the control frame comes after the queued events');
+  t.equal(sub.state, 'closed', 'the stream is closed');
+  t.notOk(sink.open, 'and its sink ended');
+  // A drain arriving after the end does not bring the stream back (the drain handler decides synchronously).
+  sink.release();
+  t.equal(sub.state, 'closed', 'still closed after a drain');
+  t.same(sink.seqs, queued, 'no event was written after the control frame');
 });
