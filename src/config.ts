@@ -51,6 +51,12 @@ function channel(raw: string): string {
   return raw;
 }
 
+function fraction(raw: string): number {
+  const n = Number(raw);
+  if (!/^(0|1|0?\.\d+|1\.0*)$/.test(raw) || !(n > 0 && n <= 1)) throw new Error('must be a number above 0 and at most 1, e.g. 0.5');
+  return n;
+}
+
 const bool = (raw: string): boolean => {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
@@ -80,7 +86,21 @@ export const SETTINGS = {
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
   embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
+  listenHeartbeatMs: { env: 'PGFEED_LISTEN_HEARTBEAT_MS', flag: '--listen-heartbeat-ms', doc: 'interval of the query that proves the LISTEN connection still answers', default: 5_000, parse: int(100, 600_000) },
+  listenTimeoutMs: { env: 'PGFEED_LISTEN_TIMEOUT_MS', flag: '--listen-timeout-ms', doc: 'a LISTEN connection silent this long (no heartbeat answered) is replaced; more than the heartbeat', default: 15_000, parse: int(200, 3_600_000) },
+  notifyQueueWarn: { env: 'PGFEED_NOTIFY_QUEUE_WARN', flag: '--notify-queue-warn', doc: 'NOTIFY queue usage (0 to 1) above which the log warns, once per crossing', default: 0.5, parse: fraction },
 } satisfies Record<string, Setting<unknown>>;
+
+/** Rules between settings, checked when a command takes all the settings a rule names. */
+const RULES: readonly { readonly keys: readonly SettingKey[]; readonly check: (c: Partial<Record<SettingKey, unknown>>) => string | null }[] = [
+  {
+    // The heartbeat is what keeps a healthy connection from looking silent.
+    keys: ['listenTimeoutMs', 'listenHeartbeatMs'],
+    check: (c) => ((c.listenTimeoutMs as number) > (c.listenHeartbeatMs as number)
+      ? null
+      : `PGFEED_LISTEN_TIMEOUT_MS (${c.listenTimeoutMs}) must be greater than PGFEED_LISTEN_HEARTBEAT_MS (${c.listenHeartbeatMs}), or a healthy LISTEN connection would be replaced between two heartbeats`),
+  },
+];
 
 type Settings = typeof SETTINGS;
 export type SettingKey = keyof Settings;
@@ -163,6 +183,11 @@ export function loadCommandLine<K extends SettingKey, F extends string>(
       const where = parsed.settings.has(key) ? s.flag : s.env;
       throw invalid(`${where} ${(err as Error).message} (got ${JSON.stringify(raw.slice(0, 80))})`);
     }
+  }
+  for (const rule of RULES) {
+    if (!rule.keys.every((k) => (keys as readonly SettingKey[]).includes(k))) continue;
+    const problem = rule.check(out);
+    if (problem) throw invalid(problem);
   }
   return {
     config: Object.freeze(out) as Pick<Config, K>,

@@ -2,11 +2,13 @@ import pg from 'pg';
 import type { Config } from './config.js';
 import { withDeadline } from './deadline.js';
 import { Listener } from './db/listener.js';
-import { notifyQueueReader } from './db/notify-queue.js';
+import { notifyQueueReader, queueCrossings } from './db/notify-queue.js';
 import { checkSettings } from './db/settings.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
 import { Feed } from './feed/feed.js';
+import { controlFrame } from './feed/frame.js';
+import { Health } from './feed/health.js';
 import { Tail } from './feed/tail.js';
 import type { Readiness } from './http/context.js';
 import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
@@ -14,6 +16,9 @@ import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
+
+/** How often the NOTIFY queue is read for the log warning, besides each scrape: the warning must not depend on a scraper. */
+const NOTIFY_QUEUE_CHECK_MS = 10_000;
 
 /**
  * One pgfeed daemon: the listener, the shared tail, the hub and the HTTP
@@ -25,7 +30,10 @@ export class Daemon {
   readonly hub = new Hub();
   readonly tail: Tail;
   readonly listener: Listener;
+  readonly health: Health;
   private server?: HttpServer;
+  private queueTimer?: NodeJS.Timeout;
+  private readonly readNotifyQueue: () => Promise<number>;
   private streams?: Streams;
   private closing = false;
 
@@ -37,9 +45,17 @@ export class Daemon {
     this.pool = new pg.Pool({ connectionString: url, max: config.poolSize, application_name: 'pgfeed:query' });
     // An idle connection killed by the server (restart, pg_terminate_backend) is just replaced.
     this.pool.on('error', (err) => log.warn({ err: err.message }, 'query connection lost'));
-    this.tail = new Tail(this.pool, this.hub, this.metrics, log, config);
-    this.listener = new Listener(url, config.channel, () => this.tail.wake(), log, this.metrics);
-    this.metrics.readNotifyQueueWith(notifyQueueReader(this.pool, this.metrics));
+    this.tail = new Tail(this.pool, this.hub, this.metrics, log, config, () => this.health.update());
+    this.listener = new Listener(
+      url,
+      { channel: config.channel, heartbeatMs: config.listenHeartbeatMs, timeoutMs: config.listenTimeoutMs },
+      { wake: () => this.tail.wake(), changed: () => this.health.update() },
+      log,
+      this.metrics,
+    );
+    this.health = new Health({ listener: this.listener, tail: this.tail }, config.horizonStallMs, this.metrics, log);
+    this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));
+    this.metrics.readNotifyQueueWith(this.readNotifyQueue);
   }
 
   get port(): number {
@@ -51,6 +67,11 @@ export class Daemon {
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
+    const streams = this.streams;
+    // Every open stream hears each transition once, in order with its data.
+    this.health.onChange((state) => streams.signal(state ? controlFrame('pgfeed.degraded', state) : controlFrame('pgfeed.ok', {})));
+    this.queueTimer = setInterval(() => void this.readNotifyQueue(), NOTIFY_QUEUE_CHECK_MS);
+    this.queueTimer.unref();
     const feed = new Feed(
       {
         tail: this.tail,
@@ -70,6 +91,7 @@ export class Daemon {
       retryMs: this.config.retryMs,
       closing: () => this.closing,
       readiness: () => this.readiness(),
+      health: this.health,
     });
     let warned = false;
     this.server = await listenWithRetry(app, this.config.host, this.config.port, 60_000, (err) => {
@@ -87,15 +109,24 @@ export class Daemon {
     } catch (err) {
       database = { ok: false, error: (err as Error).message };
     }
-    const heldMs = this.tail.heldSince === null ? 0 : Date.now() - this.tail.heldSince;
-    const stalled = heldMs >= this.config.horizonStallMs;
+    const now = Date.now();
+    const heldMs = this.tail.heldSince === null ? 0 : now - this.tail.heldSince;
+    const degraded = this.health.conditions(now);
+    const stalled = degraded.some((d) => d.reason === 'horizon_stalled');
     const listen = { connected: this.listener.connected, channel: this.config.channel };
+    // Ready while this replica can serve. Without LISTEN the tail still
+    // polls (PGFEED_POLL_MS): events come late, not never. A stalled horizon
+    // is the whole database's, the same on every replica: turning them all
+    // unready would take the fleet out while none could do better. Both are
+    // reported, in `degraded`, the metrics and pgfeed.degraded, not here.
+    const polling = this.tail.lastError === null;
     return {
-      ready: database.ok && listen.connected && !stalled && !this.closing,
+      ready: database.ok && (listen.connected || polling) && !this.closing,
       closing: this.closing,
       database,
       listen,
       horizon: { held: this.tail.heldSince !== null, held_ms: heldMs, stalled, blocker: this.tail.blocker },
+      degraded,
       tail: { head: formatPosition(this.tail.head), ring_events: this.tail.ring.size, error: this.tail.lastError?.message ?? null },
       streams: this.streams?.sse.size ?? 0,
       long_polls: this.streams?.polls.size ?? 0,
@@ -111,6 +142,8 @@ export class Daemon {
     // reconnect. Waiting for them to close these first was measured to buy
     // nothing: a restart on the same port binds at once either way.
     this.streams?.endAll();
+    clearInterval(this.queueTimer);
+    this.health.close();
     await this.tail.close();
     await this.listener.close();
     await this.pool.end().catch(() => {});

@@ -36,6 +36,7 @@ export function createMetrics() {
         if (readNotifyQueue) this.set(await readNotifyQueue());
       },
     }),
+    degraded: new client.Gauge({ name: 'pgfeed_degraded', help: '1 while delivery is degraded for this reason (listen_down, horizon_stalled), as pgfeed.degraded reports it, else 0', labelNames: ['reason'] as const, registers: [registry] }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;

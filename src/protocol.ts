@@ -35,6 +35,8 @@ export interface ChangesPage {
   readonly events: readonly ChangeEvent[];
   readonly next: string | null;
   readonly has_more: boolean;
+  /** Why delivery is delayed at the time of the answer, oldest condition first; empty when it is not. */
+  readonly degraded: readonly DegradedDetail[];
 }
 
 /** The body of every error response. */
@@ -75,8 +77,12 @@ export interface DegradedDetail {
   readonly reason: 'listen_down' | 'horizon_stalled';
   /** When the condition began (RFC 3339). */
   readonly since: string;
-  /** For `horizon_stalled`: the backend whose open transaction holds the horizon back, when known. */
-  readonly blocker?: { readonly pid: number; readonly application_name: string; readonly xact_age_ms: number } | null;
+  /**
+   * For `horizon_stalled`: the backend whose open transaction holds the
+   * horizon back, when known (null until it is). `pid` and
+   * `application_name` are null for a prepared transaction, which has no backend.
+   */
+  readonly blocker?: { readonly pid: number | null; readonly application_name: string | null; readonly xact_age_ms: number } | null;
 }
 
 /** A control event's data. Like a ChangeEvent it has `type`, so one handler can tell every event apart. */
@@ -103,8 +109,8 @@ export function changeEventJson(row: ChangeRow): string {
 }
 
 /** A ChangesPage from events already encoded by changeEventJson. */
-export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean): string {
-  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore}}`;
+export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean, degraded: readonly DegradedDetail[]): string {
+  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore},"degraded":${JSON.stringify(degraded)}}`;
 }
 
 /** One SSE event. `data` must be one line (JSON is). */

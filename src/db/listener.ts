@@ -1,3 +1,4 @@
+import net from 'node:net';
 import pgListen, { type Subscriber } from 'pg-listen';
 import { backoffDelay, type Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
@@ -13,32 +14,83 @@ async function detach(sub: Subscriber): Promise<void> {
   await sub.close().catch(() => {});
 }
 
+export interface ListenSettings {
+  readonly channel: string;
+  /** Interval of the heartbeat query on the connection. */
+  readonly heartbeatMs: number;
+  /** A connection on which nothing moved for this long is destroyed and replaced; more than heartbeatMs. */
+  readonly timeoutMs: number;
+}
+
+/** What the listener tells the daemon. */
+export interface ListenHooks {
+  /** Read the table: a notification came, or the connection is back after notifications may have been lost. */
+  wake(): void;
+  /** The connection went up or down (`connected`, `downSince`). */
+  changed(): void;
+}
+
+/**
+ * The socket of each LISTEN connection. A peer that vanished without a FIN
+ * (a pulled cable, a dead NAT entry, a frozen server) leaves the socket open
+ * and every query on it unanswered forever: pg-listen's own check
+ * (`paranoidChecking`, its heartbeat query) has no deadline. So the socket
+ * is closed when nothing has moved on it for `timeoutMs`, counting the
+ * heartbeat's write: then the client errors, and pg-listen reconnects.
+ * Over TLS the socket's idle timer still sees the traffic (node:tls
+ * refreshes its parent's). TCP keepalives start after one heartbeat interval
+ * of idleness, for the kernel to notice a dead peer too.
+ */
+function watchedSocket(settings: ListenSettings, log: Logger): () => net.Socket {
+  return () => {
+    const socket = new net.Socket();
+    socket.setTimeout(settings.timeoutMs, () => {
+      log.warn({ timeoutMs: settings.timeoutMs }, 'LISTEN connection silent; replacing it');
+      socket.destroy(new Error(`the LISTEN connection was silent for ${settings.timeoutMs} ms (PGFEED_LISTEN_TIMEOUT_MS)`));
+    });
+    return socket;
+  };
+}
+
 /**
  * The dedicated LISTEN connection. A notification is only a doorbell: it
  * wakes the tail, which reads the table. Notifications sent while the
  * connection is down are lost, so every (re)connect also wakes the tail.
- * pg-listen is unmaintained: it is configured here never to give up.
+ * pg-listen is unmaintained: it is configured here never to give up, and
+ * its heartbeat gets the deadline it lacks (watchedSocket).
  */
 export class Listener {
   connected = false;
+  /** Since when the connection has been down, once it was up (null while up, and before the first connect). */
+  downSince: number | null = null;
   private sub?: Subscriber;
   private closed = false;
   private retryTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly url: string,
-    private readonly channel: string,
-    private readonly wake: () => void,
+    private readonly settings: ListenSettings,
+    private readonly hooks: ListenHooks,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
+
+  private get channel(): string {
+    return this.settings.channel;
+  }
 
   /** Resolves once listening; retries the first connection for as long as it takes. */
   async start(attempt = 0): Promise<void> {
     while (!this.closed) {
       // pg-listen is CommonJS with an ES-style default export.
       const sub = pgListen.default(
-        { connectionString: this.url, application_name: 'pgfeed:listen' },
+        {
+          connectionString: this.url,
+          application_name: 'pgfeed:listen',
+          stream: watchedSocket(this.settings, this.log),
+          // pg-listen turns keepAlive on; without a delay the kernel's default (2 h) applies.
+          keepAliveInitialDelayMillis: this.settings.heartbeatMs,
+        },
         {
           // The payload is a seq we never need: keep it a string, never JSON.parse it.
           parse: (s: string) => s,
@@ -46,12 +98,13 @@ export class Listener {
           retryInterval: (attempt: number) => backoffDelay(LISTEN_RETRY, attempt - 1),
           retryLimit: Infinity,
           retryTimeout: Number.MAX_SAFE_INTEGER,
-          paranoidChecking: 10_000,
+          // Its heartbeat: a SELECT on the LISTEN connection at this interval.
+          paranoidChecking: this.settings.heartbeatMs,
         },
       );
       sub.events.on('notification', () => {
         this.metrics.wakeups.inc();
-        this.wake();
+        this.hooks.wake();
       });
       sub.events.on('connected', () => this.setConnected(true));
       sub.events.on('reconnect', (n: number) => {
@@ -77,12 +130,14 @@ export class Listener {
   private setConnected(up: boolean): void {
     if (up === this.connected) return;
     this.connected = up;
+    this.downSince = up ? null : Date.now();
     this.metrics.listening.set(up ? 1 : 0);
     if (up) {
       this.log.info({ channel: this.channel }, 'listening for notifications');
       // Anything committed while we were away sent its NOTIFY into the void.
-      this.wake();
+      this.hooks.wake();
     }
+    this.hooks.changed();
   }
 
   async close(): Promise<void> {

@@ -57,6 +57,8 @@ export class Tail {
     private readonly metrics: Metrics,
     private readonly log: Logger,
     private readonly opts: TailOptions,
+    /** Told when rows begin or stop waiting behind the horizon (`heldSince`). */
+    private readonly horizonChanged: () => void = () => {},
   ) {}
 
   get head(): Position {
@@ -161,14 +163,19 @@ export class Tail {
   private trackHorizon(held: boolean): void {
     if (!held) {
       if (this.heldSince !== null) this.log.info({ heldMs: Date.now() - this.heldSince }, 'horizon moved; held rows released');
+      const was = this.heldSince;
       this.heldSince = null;
       this.blocker = null;
       this.metrics.horizonAge.set(0);
       this.metrics.horizonBlocked.set(0);
+      if (was !== null) this.horizonChanged();
       return;
     }
     const now = Date.now();
-    this.heldSince ??= now;
+    if (this.heldSince === null) {
+      this.heldSince = now;
+      this.horizonChanged();
+    }
     this.metrics.horizonAge.set((now - this.heldSince) / 1000);
     this.metrics.horizonBlocked.set(1);
     if (now - this.lastBlockerCheck >= 1_000) {

@@ -74,5 +74,5 @@ function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor
   const last = page.events[page.events.length - 1];
   // The last event's seq, not the largest: seqs are not monotonic.
   const next = last ? String(last.pos.seq) : cursor.kind === 'seq' ? String(cursor.seq) : null;
-  sendJson(res, '200 OK', changesPageJson(page.events.map((e) => e.json), next, page.hasMore));
+  sendJson(res, '200 OK', changesPageJson(page.events.map((e) => e.json), next, page.hasMore, ctx.health.conditions()));
 }

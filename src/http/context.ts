@@ -1,4 +1,5 @@
 import type { Feed } from '../feed/feed.js';
+import type { Health } from '../feed/health.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Streams } from './streams.js';
@@ -18,4 +19,6 @@ export interface RouteContext {
   readonly retryMs: number;
   closing(): boolean;
   readiness(): Promise<Readiness>;
+  /** Whether delivery is delayed: told to streams as they open and to every poll. */
+  readonly health: Pick<Health, 'current' | 'conditions'>;
 }

@@ -1,5 +1,5 @@
 import { PgfeedError } from '../errors.js';
-import { retryFrame } from '../feed/frame.js';
+import { controlFrame, retryFrame } from '../feed/frame.js';
 import type { RouteContext } from './context.js';
 import { parseStreamParams, type EventsParams } from './params.js';
 import { admit, type Admitted } from './pipeline.js';
@@ -46,12 +46,17 @@ async function open(
     if (!sink.open) return;
     if (ctx.closing()) throw new PgfeedError('shutting_down');
     const { params, pos } = admitted;
+    const degraded = ctx.health.current();
     res.cork(() => {
       writeSseHead(res);
       // However the stream ends, the client reconnects on a new connection:
       // one kept alive could lead back to a daemon that is shutting down.
       res.writeHeader('Connection', 'close');
       res.write(retryFrame(ctx.retryMs));
+      // A stream that opens while delivery is delayed is told before any
+      // event; from here on it hears each change with the others (in the
+      // same tick as this, it joins ctx.streams.sse below).
+      if (degraded) res.write(controlFrame('pgfeed.degraded', degraded));
     });
     const stream: OpenStream = { sink, sub: ctx.feed.subscribe(sink, params.filter, pos, params.eventNames) };
     ctx.streams.sse.add(stream);

@@ -6,7 +6,7 @@ export function healthzRoute() {
   return (res: HttpResponse): void => sendJson(res, '200 OK', { status: 'ok' });
 }
 
-/** Ready = the database answers, LISTEN is up, and the horizon is not stalled. Detail either way. */
+/** Ready = this replica can serve: the database answers, LISTEN is up or the tail polls, not closing. Detail either way (src/daemon.ts). */
 export function readyzRoute(ctx: RouteContext) {
   return (res: HttpResponse): void => {
     let aborted = false;

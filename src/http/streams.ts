@@ -50,6 +50,11 @@ export class Streams {
     }
   }
 
+  /** Sends a control frame to every open stream, after what each has queued (Subscription.signal). */
+  signal(frame: Buffer): void {
+    for (const s of this.sse) s.sub.signal(frame);
+  }
+
   /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
   endAll(): void {
     clearInterval(this.timer);

@@ -16,11 +16,11 @@ t.test('next: the cursor you passed, or null, when there are no events', async (
     const r = await changes(q);
     t.equal(r.status, 200);
     t.equal(r.headers.get('content-type'), 'application/json');
-    t.same(r.body, { events: [], next: null, has_more: false }, `${q}: next is null`);
+    t.same(r.body, { events: [], next: null, has_more: false, degraded: [] }, `${q}: next is null`);
   }
   const [own] = await emit(db.pool, 'empty-after', 'x');
   const r = await changes(`project=empty-after&after=${own}`);
-  t.same(r.body, { events: [], next: String(own), has_more: false }, 'after=<seq>: next is the cursor passed');
+  t.same(r.body, { events: [], next: String(own), has_more: false, degraded: [] }, 'after=<seq>: next is the cursor passed');
 });
 
 t.test('pages: limit, has_more, next is the last event', async (t) => {
@@ -98,7 +98,7 @@ t.test('long-poll: answers with the first new events, or empty when wait runs ou
   t.same(seqsOf(r.body), [next]);
   t.equal(r.body.next, String(next));
   const empty = await changes(`project=lp&after=${next}&wait=1`);
-  t.same(empty.body, { events: [], next: String(next), has_more: false }, 'an empty page keeps the cursor');
+  t.same(empty.body, { events: [], next: String(next), has_more: false, degraded: [] }, 'an empty page keeps the cursor');
   const now = changes('project=lp&after=now&wait=30');
   await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.long_polls === 1, 5_000, 'the long-poll to wait');
   const [third] = await emit(db.pool, 'lp', 'x');

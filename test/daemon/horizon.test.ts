@@ -1,5 +1,7 @@
 // The xmin horizon: an open writing transaction anywhere holds delivery back;
-// /readyz names the blocker; the events arrive once it ends, with no NOTIFY.
+// /readyz names the blocker and reports the stall while staying ready (every
+// replica sees the same stall: none is better to route to); the events
+// arrive once it ends, with no NOTIFY.
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
@@ -31,7 +33,10 @@ t.test('an open writing transaction withholds later commits, and is named', asyn
     return horizon.stalled === true && horizon.blocker?.age_ms >= 1000;
   }, 10_000, 'the horizon to stall, with a blocker over 1 s old');
   const ready = await getJson(`${daemon.base}/readyz`);
-  t.equal(ready.status, 503, 'not ready while the horizon is stalled');
+  t.equal(ready.status, 200, 'still ready: the daemon can serve, and a stall is the whole database\'s');
+  t.equal(ready.body.ready, true);
+  t.match(ready.body.degraded, [{ reason: 'horizon_stalled', blocker: { pid, xact_age_ms: Number } }], 'the stall is reported in the detail');
+  t.equal(await metric(daemon.base, 'pgfeed_degraded', { reason: 'horizon_stalled' }), 1, 'and in pgfeed_degraded');
   t.equal(ready.body.horizon.held, true);
   t.equal(ready.body.horizon.stalled, true);
   t.equal(ready.body.horizon.blocker.pid, pid, '/readyz names the blocking backend');
@@ -43,8 +48,11 @@ t.test('an open writing transaction withholds later commits, and is named', asyn
   await blocker.query('ROLLBACK');
   await c.waitFor((c) => c.seqs.length === 3, 5000, 'the held events');
   t.same(c.seqs, seqs);
-  await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).status === 200, 5_000, 'ready again');
+  await waitUntil(async () => (await getJson(`${daemon.base}/readyz`)).body.horizon.stalled === false, 5_000, 'the stall to end');
   const after = await getJson(`${daemon.base}/readyz`);
+  t.equal(after.status, 200);
+  t.same(after.body.degraded, [], 'nothing degraded');
+  t.equal(await metric(daemon.base, 'pgfeed_degraded', { reason: 'horizon_stalled' }), 0);
   t.equal(after.body.horizon.held, false, 'nothing held');
   t.equal(after.body.horizon.blocker, null, 'no blocker named');
   t.equal(await metric(daemon.base, 'pgfeed_horizon_blocked'), 0, 'the metric is back to 0');

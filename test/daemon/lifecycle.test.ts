@@ -48,7 +48,7 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     }
     const answered = await poll;
     t.equal(answered.status, 200, 'the long-poll got its answer');
-    t.same(answered.body, { events: [], next: String(seqs[4]), has_more: false }, 'an empty page that keeps the cursor');
+    t.same(answered.body, { events: [], next: String(seqs[4]), has_more: false, degraded: [] }, 'an empty page that keeps the cursor');
     const msgs = d.logs.map((l) => l.msg);
     t.ok(msgs.indexOf('shutting down') >= 0 && msgs.indexOf('stopped') > msgs.indexOf('shutting down'), 'it logged the shutdown, then that it stopped');
   });
