@@ -30,6 +30,10 @@ const bad: { name: string; args?: string[]; env?: Record<string, string>; key: s
   { name: '--port followed by another flag', args: ['serve', '--port', '--host', 'x'], key: '--port' },
   { name: 'a test tool variable, PGFEED_TEST_DATABASE_URL', env: { PGFEED_TEST_DATABASE_URL: 'postgres://x/y' }, key: 'PGFEED_TEST_DATABASE_URL' },
   { name: 'a bench tool variable, PGFEED_BENCH_DAEMON', env: { PGFEED_BENCH_DAEMON: 'x' }, key: 'PGFEED_BENCH_DAEMON' },
+  { name: 'PGFEED_NOTIFY_QUEUE_WARN=50 (a percentage, not a fraction)', env: { PGFEED_NOTIFY_QUEUE_WARN: '50' }, key: 'PGFEED_NOTIFY_QUEUE_WARN' },
+  { name: 'PGFEED_NOTIFY_QUEUE_WARN=0', env: { PGFEED_NOTIFY_QUEUE_WARN: '0' }, key: 'PGFEED_NOTIFY_QUEUE_WARN' },
+  { name: 'a LISTEN timeout no longer than its heartbeat', env: { PGFEED_LISTEN_HEARTBEAT_MS: '5000', PGFEED_LISTEN_TIMEOUT_MS: '5000' }, key: 'PGFEED_LISTEN_TIMEOUT_MS' },
+  { name: 'the default LISTEN timeout under a long heartbeat', args: ['serve', '--listen-heartbeat-ms', '20000'], key: 'PGFEED_LISTEN_HEARTBEAT_MS' },
 ];
 
 for (const c of bad) {
@@ -93,6 +97,10 @@ t.test('loadConfig: env vars are read and parsed', async (t) => {
   t.equal(c.port, 9000);
   t.equal(c.demo, true);
   t.equal(c.logLevel, 'warn');
+  for (const [raw, value] of [['0.25', 0.25], ['.9', 0.9], ['1', 1], ['0.000001', 0.000001]] as const) {
+    t.equal(loadConfig([], { PGFEED_NOTIFY_QUEUE_WARN: raw }).config.notifyQueueWarn, value, `PGFEED_NOTIFY_QUEUE_WARN=${raw}`);
+  }
+  t.equal(loadConfig([], { PGFEED_LISTEN_HEARTBEAT_MS: '300', PGFEED_LISTEN_TIMEOUT_MS: '1000' }).config.listenTimeoutMs, 1000, 'a timeout above the heartbeat');
 });
 
 t.test('loadConfig: a flag wins over its env var', async (t) => {

@@ -8,6 +8,7 @@ import { testDatabase } from '../harness/db.js';
 import { emit } from '../helpers/change-log.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse } from '../helpers/sse-client.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const HEARTBEAT_MS = 300;
 const TIMEOUT_MS = 1_000;
@@ -63,7 +64,7 @@ t.test('a frozen LISTEN backend is noticed within heartbeat + timeout and replac
   const noticedMs = Date.now() - frozenAt;
   t.ok(noticedMs <= bound + 1_000, `noticed after ${noticedMs} ms (heartbeat ${HEARTBEAT_MS} + timeout ${TIMEOUT_MS}, plus slack)`);
   t.match(c.events.find((e) => e.event === 'pgfeed.degraded')!.json, { reason: 'listen_down', since: String });
-  t.ok(daemon.logs.some((l) => l.msg === 'LISTEN connection silent; replacing it'), 'the log says why');
+  await waitUntil(() => daemon.logs.some((l) => l.msg === 'LISTEN connection silent; replacing it'), 5_000, 'the log to say why');
 
   await c.waitFor((c) => c.seqs.length === 4, 10_000, 'the events written while frozen');
   t.same(c.seqs, [first, ...meanwhile], 'none lost, none twice, in order');
