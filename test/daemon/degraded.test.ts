@@ -2,7 +2,7 @@
 // transition (never once per read or per event), told at once to a stream
 // that opens while delivery is delayed, in order with a paused stream's
 // queued data, and reported by /v1/changes as `degraded`.
-import type pg from 'pg';
+import pg from 'pg';
 import t, { type Test } from 'tap';
 import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
@@ -107,4 +107,40 @@ t.test('a paused stream gets the control events after what it had queued, then t
   t.ok(dataBefore > 0 && dataBefore < expected.length - 2, `they came after the ${dataBefore} events already queued, before the rest`);
   t.equal(at('pgfeed.ok'), at('pgfeed.degraded') + 1, 'one after the other: nothing was written to the paused stream between them');
   t.ok(c.events.every((e) => e.json !== undefined), 'no frame was cut into another');
+});
+
+t.test('LISTEN down while the tail still reads: streams are told, /readyz stays ready', async (t) => {
+  const c = await connectSse(`${daemon.base}/v1/events?project=ear&after=now`);
+  t.teardown(() => c.close());
+  await c.waitFor((c) => c.retry !== null);
+  // The listener cannot reconnect while the database refuses new connections;
+  // the daemon's open query connections stay, so the tail keeps reading.
+  const admin = new URL(db.url);
+  admin.pathname = '/postgres';
+  const other = new pg.Client({ connectionString: admin.href });
+  await other.connect();
+  const allow = (on: boolean) => other.query(`ALTER DATABASE "${db.name}" ALLOW_CONNECTIONS ${on}`);
+  t.teardown(async () => {
+    await allow(true);
+    await other.end();
+  });
+  const writer = await db.pool.connect();
+  t.teardown(() => writer.release());
+  await allow(false);
+  await other.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgfeed:listen' AND datname = $1`, [db.name]);
+  await c.waitFor((c) => controls(c).length === 1, 10_000, 'pgfeed.degraded');
+  t.match(c.events.find((e) => e.event === 'pgfeed.degraded')!.json, { reason: 'listen_down', since: String });
+  const ready = await getJson(`${daemon.base}/readyz`);
+  t.equal(ready.status, 200, 'ready: the tail still polls');
+  t.equal(ready.body.listen.connected, false);
+  t.match(ready.body.degraded, [{ reason: 'listen_down' }]);
+  t.equal(await metric(daemon.base, 'pgfeed_degraded', { reason: 'listen_down' }), 1);
+  // Its NOTIFY reaches no one: the safety poll brings it.
+  const [late] = await emit(writer, 'ear');
+  await c.waitFor((c) => c.seqs.includes(late), 5_000, 'an event written while LISTEN is down');
+  t.same(controls(c), ['pgfeed.degraded'], 'still degraded when it came');
+  await allow(true);
+  await c.waitFor((c) => controls(c).length === 2, 15_000, 'pgfeed.ok once LISTEN is back');
+  t.same(controls(c), ['pgfeed.degraded', 'pgfeed.ok']);
+  t.equal(await metric(daemon.base, 'pgfeed_degraded', { reason: 'listen_down' }), 0);
 });

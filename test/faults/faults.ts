@@ -64,14 +64,15 @@ async function assertReady(ctx: FaultContext, after: string): Promise<string> {
 }
 
 /** While a transaction pins the horizon past the stall threshold, every
- *  replica's /readyz must answer 503 and name that backend as the blocker. */
+ *  replica's /readyz must stay 200 (the stall is the database's, not the
+ *  replica's), report it in `degraded` and name that backend as the blocker. */
 async function assertStalled(ctx: FaultContext, pid: number): Promise<string> {
   const seen: string[] = [];
   for (const r of ctx.replicas) {
     const url = r.url();
     if (!url || r.state !== 'up') continue;
     let status = 0;
-    let body: { horizon?: { stalled?: boolean; blocker?: { pid?: number | null } | null } } = {};
+    let body: { horizon?: { stalled?: boolean; blocker?: { pid?: number | null } | null }; degraded?: { reason?: string }[] } = {};
     try {
       const res = await httpGet(`${url}/readyz`, 3000);
       status = res.status;
@@ -81,8 +82,9 @@ async function assertStalled(ctx: FaultContext, pid: number): Promise<string> {
       continue;
     }
     const blocker = body.horizon?.blocker?.pid;
-    if (status !== 503 || body.horizon?.stalled !== true || blocker !== pid) {
-      ctx.violation(`replica ${r.name}: horizon held by pid ${pid} past the stall threshold, but /readyz said ${status} stalled=${body.horizon?.stalled} blocker pid=${blocker}`);
+    const reported = body.degraded?.some((d) => d.reason === 'horizon_stalled') === true;
+    if (status !== 200 || body.horizon?.stalled !== true || !reported || blocker !== pid) {
+      ctx.violation(`replica ${r.name}: horizon held by pid ${pid} past the stall threshold, but /readyz said ${status} stalled=${body.horizon?.stalled} degraded=${reported} blocker pid=${blocker}`);
     }
     seen.push(`${r.name}:${status} blocker=${blocker}`);
   }
