@@ -80,6 +80,8 @@ export const SETTINGS = {
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
   embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
+  migrate: { env: 'PGFEED_MIGRATE', flag: '--migrate', doc: 'whether serve applies pending migrations at start-up; false only checks that none is pending, for a role that does not own the schema', default: true, parse: bool },
+  rowSecurity: { env: 'PGFEED_ROW_SECURITY', flag: '--row-security', doc: 'read change_log under its row-level security policies: each read names its project with SET LOCAL (docs/database-role.md)', default: false, parse: bool, bare: 'true' },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;
