@@ -12,18 +12,21 @@
 -- whoever administers the server, not by a migration. They apply to every
 -- role that does not own the table.
 
+-- Each setting is read in a subquery, which Postgres evaluates once per
+-- query rather than once per row.
+--
 -- A stream's reads: the daemon names the stream's project in each read's
 -- transaction with set_config('pgfeed.project', $1, true) (SET LOCAL).
 -- Unset, current_setting(..., true) is NULL or '' and no row matches.
 CREATE POLICY change_log_project ON pgfeed.change_log FOR SELECT
-  USING (project = current_setting('pgfeed.project', true));
+  USING (project = (SELECT current_setting('pgfeed.project', true)));
 
 -- The shared tail reads every project at once, then the daemon hands each
 -- event only to the streams of its project. Its transactions say so with a
 -- setting of their own, so that no project name (not even '*') can stand
 -- for all of them.
 CREATE POLICY change_log_tail ON pgfeed.change_log FOR SELECT
-  USING (current_setting('pgfeed.all_projects', true) = 'on');
+  USING ((SELECT current_setting('pgfeed.all_projects', true)) = 'on');
 
 -- Writers append through the capture triggers and pgfeed.emit(), which run
 -- as the writing role.
@@ -35,4 +38,4 @@ CREATE POLICY change_log_append ON pgfeed.change_log FOR INSERT
 -- rows its own transaction wrote, and no other. A reader that has written
 -- nothing has no transaction id, and the function assigns none.
 CREATE POLICY change_log_own_writes ON pgfeed.change_log FOR SELECT
-  USING (xid = pg_current_xact_id_if_assigned());
+  USING (xid = (SELECT pg_current_xact_id_if_assigned()));
