@@ -17,7 +17,7 @@ const COMMANDS: ReadonlyMap<string, Command> = new Map(
 );
 
 /** Exit 2: the command line or configuration is at fault, and running again with it cannot help. */
-const USAGE_ERRORS = new Set<string>(['invalid_config', 'settings_mismatch']);
+const USAGE_ERRORS = new Set<string>(['invalid_config', 'settings_mismatch', 'row_security_mismatch']);
 
 const USAGE = `usage: pgfeed <command> [options]
 

@@ -89,6 +89,8 @@ export const SETTINGS = {
   listenHeartbeatMs: { env: 'PGFEED_LISTEN_HEARTBEAT_MS', flag: '--listen-heartbeat-ms', doc: 'interval of the query that proves the LISTEN connection still answers', default: 5_000, parse: int(100, 600_000) },
   listenTimeoutMs: { env: 'PGFEED_LISTEN_TIMEOUT_MS', flag: '--listen-timeout-ms', doc: 'a LISTEN connection silent this long (no heartbeat answered) is replaced; more than the heartbeat', default: 15_000, parse: int(200, 3_600_000) },
   notifyQueueWarn: { env: 'PGFEED_NOTIFY_QUEUE_WARN', flag: '--notify-queue-warn', doc: 'NOTIFY queue usage (0 to 1) above which the log warns, once per crossing', default: 0.5, parse: fraction },
+  migrate: { env: 'PGFEED_MIGRATE', flag: '--migrate', doc: 'whether serve applies pending migrations at start-up; false only checks that none is pending, for a role that does not own the schema', default: true, parse: bool },
+  rowSecurity: { env: 'PGFEED_ROW_SECURITY', flag: '--row-security', doc: 'read change_log under its row-level security policies: each read names its project with SET LOCAL (docs/database-role.md)', default: false, parse: bool, bare: 'true' },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */

@@ -3,6 +3,7 @@ import type { Config } from './config.js';
 import { withDeadline } from './deadline.js';
 import { Listener } from './db/listener.js';
 import { notifyQueueReader, queueCrossings } from './db/notify-queue.js';
+import { checkRowSecurity, ReadScope } from './db/row-security.js';
 import { checkSettings } from './db/settings.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
@@ -27,6 +28,8 @@ const NOTIFY_QUEUE_CHECK_MS = 10_000;
 export class Daemon {
   readonly metrics = createMetrics();
   readonly pool: pg.Pool;
+  /** The pool, for reads of change_log: with row security, each in a transaction naming what it may see. */
+  readonly reads: ReadScope;
   readonly hub = new Hub();
   readonly tail: Tail;
   readonly listener: Listener;
@@ -45,7 +48,8 @@ export class Daemon {
     this.pool = new pg.Pool({ connectionString: url, max: config.poolSize, application_name: 'pgfeed:query' });
     // An idle connection killed by the server (restart, pg_terminate_backend) is just replaced.
     this.pool.on('error', (err) => log.warn({ err: err.message }, 'query connection lost'));
-    this.tail = new Tail(this.pool, this.hub, this.metrics, log, config, () => this.health.update());
+    this.reads = new ReadScope(this.pool, config.rowSecurity);
+    this.tail = new Tail(this.reads, this.hub, this.metrics, log, config, () => this.health.update());
     this.listener = new Listener(
       url,
       { channel: config.channel, heartbeatMs: config.listenHeartbeatMs, timeoutMs: config.listenTimeoutMs },
@@ -64,6 +68,7 @@ export class Daemon {
 
   async start(): Promise<void> {
     await checkSettings(this.pool, { channel: this.config.channel, notify: this.config.notify });
+    await checkRowSecurity(this.pool, this.config.rowSecurity);
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
@@ -76,8 +81,8 @@ export class Daemon {
       {
         tail: this.tail,
         hub: this.hub,
-        catchup: new Catchup(this.pool, this.config.catchupConcurrency, this.metrics),
-        pool: this.pool,
+        catchup: new Catchup(this.reads, this.config.catchupConcurrency, this.metrics),
+        reads: this.reads,
         metrics: this.metrics,
         log: this.log,
       },

@@ -2,7 +2,7 @@ import { backoffDelay, type Backoff } from './backoff.js';
 import type { Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
-import { migrate, type SettingsWrite } from './db/migrate.js';
+import { checkMigrated, migrate, type SettingsWrite } from './db/migrate.js';
 import type { ClusterSettings } from './db/settings.js';
 import { isUnreachable } from './db/query-errors.js';
 import { startDemo } from './demo.js';
@@ -88,9 +88,15 @@ export async function serve(config: Config): Promise<void> {
   const settings = { channel: config.channel, notify: config.notify };
   const daemon = new Daemon(config, url, log);
   try {
-    manager.status('applying migrations');
-    const applied = await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' }, manager.status);
-    if (applied.length) log.info({ applied }, 'migrations applied');
+    if (config.migrate) {
+      manager.status('applying migrations');
+      const applied = await migrateWhenUp(url, log, { values: settings, when: embedded ? 'always' : 'created' }, manager.status);
+      if (applied.length) log.info({ applied }, 'migrations applied');
+    } else {
+      // A role that does not own the schema cannot migrate it: the owner does, with pgfeed migrate.
+      manager.status('checking migrations');
+      await whenUp(log, () => checkMigrated(daemon.pool), manager.status);
+    }
     manager.status('starting the feed');
     // Daemon.start() is safe to repeat: its database reads come before any state is set.
     await whenUp(log, () => daemon.start(), manager.status);

@@ -1,7 +1,7 @@
 // The migration runner: ordered, idempotent, and safe when run concurrently.
 import t from 'tap';
 import pg from 'pg';
-import { loadMigrations, migrate } from '../src/db/migrate.js';
+import { checkMigrated, loadMigrations, migrate } from '../src/db/migrate.js';
 import { emptyDatabase } from './harness/db.js';
 
 t.test('applies every file once, in order; a second run is a no-op', async (t) => {
@@ -50,4 +50,20 @@ t.test('settings: "created" writes them only in the run that creates the schema,
   t.same(await read(), { channel: 'first', notify: false }, 'a later run with "created" leaves them');
   await migrate(url, { values: { notify: true }, when: 'always' });
   t.same(await read(), { channel: 'first', notify: true }, '"always" writes the values given, and only those');
+});
+
+t.test('checkMigrated (serve --migrate false): refuses a database without the schema or with a migration pending', async (t) => {
+  const url = await emptyDatabase(t);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  // The database may be dropped (WITH FORCE) before the pool ends.
+  pool.on('error', () => {});
+  t.teardown(() => pool.end());
+  await t.rejects(checkMigrated(pool), { code: 'database_not_migrated', message: /no pgfeed schema; run pgfeed migrate as the role that owns/ }, 'no schema');
+  await migrate(url);
+  await t.resolves(checkMigrated(pool), 'migrated');
+  const last = (await loadMigrations()).at(-1)!;
+  await pool.query('DELETE FROM pgfeed.migrations WHERE id = $1', [last.id]);
+  await t.rejects(checkMigrated(pool), { code: 'database_not_migrated', message: new RegExp(`lacks pgfeed migrations ${last.name}`) }, 'the newest pending');
+  await pool.query(`INSERT INTO pgfeed.migrations (id, name) VALUES ($1, $2), (999, '999_future.sql')`, [last.id, last.name]);
+  await t.rejects(checkMigrated(pool), { code: 'database_too_new' }, 'a newer one applied');
 });

@@ -5,7 +5,7 @@ import { defineCommand } from './command.js';
 export const serveCommand = defineCommand(
   {
     name: 'serve',
-    summary: 'migrate, then stream changes over HTTP (the default)',
+    summary: 'migrate (unless --migrate false), then stream changes over HTTP (the default)',
     about:
       'Without DATABASE_URL it runs an embedded Postgres (data in PGFEED_DATA_DIR). It logs JSON lines on stdout and runs until SIGTERM or SIGINT, then shuts down gracefully.',
     settings: Object.keys(SETTINGS) as SettingKey[],

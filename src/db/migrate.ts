@@ -25,6 +25,41 @@ export async function loadMigrations(dir: URL = SQL_DIR): Promise<Migration[]> {
   );
 }
 
+/** The ids of the migrations applied; throws database_too_new for one this pgfeed does not know. */
+async function appliedIds(db: Pick<pg.ClientBase | pg.Pool, 'query'>, migrations: readonly Migration[]): Promise<Set<number>> {
+  const { rows } = await db.query<{ id: number }>('SELECT id FROM pgfeed.migrations');
+  const done = new Set(rows.map((r) => r.id));
+  const newest = Math.max(0, ...done);
+  const known = migrations.at(-1)?.id ?? 0;
+  if (newest > known) {
+    throw new PgfeedError('database_too_new', `The database has pgfeed migration ${newest}; this pgfeed knows up to ${known}. Upgrade pgfeed.`);
+  }
+  return done;
+}
+
+/** Whose privilege `pgfeed migrate` needs: a role that does not own the schema cannot migrate. */
+const MIGRATE_HINT = 'run pgfeed migrate as the role that owns the pgfeed schema (docs/database-role.md)';
+
+/**
+ * For a serve that does not migrate (PGFEED_MIGRATE=false): refuses a
+ * database with a migration pending, which this pgfeed's queries may need,
+ * or migrated by a newer pgfeed.
+ */
+export async function checkMigrated(db: Pick<pg.Pool, 'query'>): Promise<void> {
+  const migrations = await loadMigrations();
+  let done: Set<number>;
+  try {
+    done = await appliedIds(db, migrations);
+  } catch (err) {
+    // 3F000: no pgfeed schema; 42P01: no migrations table in it.
+    const code = (err as { code?: string }).code;
+    if (code === '3F000' || code === '42P01') throw new PgfeedError('database_not_migrated', `The database has no pgfeed schema; ${MIGRATE_HINT}.`, { cause: err });
+    throw err;
+  }
+  const pending = migrations.filter((m) => !done.has(m.id)).map((m) => m.name);
+  if (pending.length) throw new PgfeedError('database_not_migrated', `The database lacks pgfeed migrations ${pending.join(', ')}; ${MIGRATE_HINT}, then start serve again.`);
+}
+
 /**
  * Settings to write to pgfeed.settings once migrated, still under the
  * migration lock: a second process that migrates (or a `serve` that then
@@ -53,13 +88,7 @@ export async function migrate(connectionString: string, settings?: SettingsWrite
     await client.query(`CREATE SCHEMA IF NOT EXISTS pgfeed;
       CREATE TABLE IF NOT EXISTS pgfeed.migrations (
         id int PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const { rows } = await client.query<{ id: number }>('SELECT id FROM pgfeed.migrations');
-    const done = new Set(rows.map((r) => r.id));
-    const newest = Math.max(0, ...done);
-    const known = migrations.at(-1)?.id ?? 0;
-    if (newest > known) {
-      throw new PgfeedError('database_too_new', `The database has pgfeed migration ${newest}; this pgfeed knows up to ${known}. Upgrade pgfeed.`);
-    }
+    const done = await appliedIds(client, migrations);
     for (const m of migrations) {
       if (done.has(m.id)) continue;
       try {

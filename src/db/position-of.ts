@@ -1,5 +1,5 @@
-import type pg from 'pg';
 import type { Position } from '../interfaces.js';
+import type { Queryable } from './row-security.js';
 
 export type CursorLookup =
   | { readonly kind: 'found'; readonly pos: Position }
@@ -17,7 +17,7 @@ export type CursorLookup =
  * It is ordered by (xid, seq): the lowest seq is not the first event, since
  * seqs are not delivered in order (docs/ordering.md).
  */
-export async function positionOf(db: Pick<pg.Pool, 'query'>, seq: number, project: string): Promise<CursorLookup> {
+export async function positionOf(db: Queryable, seq: number, project: string): Promise<CursorLookup> {
   const { rows } = await db.query<{ xid: string | null; pruned: string; earliest: string | null }>(
     `SELECT c.xid::text AS xid, s.pruned_through::text AS pruned,
             CASE WHEN c.xid IS NULL AND $1::bigint <= s.pruned_through THEN

@@ -1,7 +1,7 @@
-import type pg from 'pg';
 import type { Batch, FeedEvent, Filter, Position } from '../interfaces.js';
 import { namedQuery } from '../db/query-errors.js';
 import { readBatch, BATCH_SIZE } from '../db/read-batch.js';
+import type { ReadScope } from '../db/row-security.js';
 import { formatPosition } from '../position.js';
 import { encodeEvent } from './frame.js';
 import type { Metrics } from '../metrics.js';
@@ -22,7 +22,7 @@ export class Catchup {
   private readonly queue: (() => void)[] = [];
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly reads: ReadScope,
     private readonly concurrency: number,
     private readonly metrics: Metrics,
   ) {}
@@ -36,7 +36,7 @@ export class Catchup {
     }
     const p = this.slot(async () => {
       this.metrics.queries.inc({ kind: 'catchup' });
-      const batch = await namedQuery(this.metrics, 'catchup', readBatch(this.pool, pos, filter, limit));
+      const batch = await namedQuery(this.metrics, 'catchup', this.reads.project(filter.project, (db) => readBatch(db, pos, filter, limit)));
       return { events: batch.rows.map(encodeEvent), horizon: batch.horizon, covered: batch.covered, full: batch.full, started: batch.started };
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);

@@ -1,4 +1,4 @@
-import type pg from 'pg';
+import type { ReadScope } from '../db/row-security.js';
 import type { Cursor, FeedEvent, Filter, Position } from '../interfaces.js';
 import { isAfter } from '../position.js';
 import { resolveCursor } from './cursor.js';
@@ -9,7 +9,8 @@ import { filterMatcher } from './type-filter.js';
 
 /** The services the feed is made of. */
 export interface FeedDeps extends SubscriberDeps {
-  readonly pool: pg.Pool;
+  /** Where a cursor is looked up. */
+  readonly reads: ReadScope;
 }
 
 export interface FeedSettings {
@@ -50,7 +51,7 @@ export class Feed {
 
   /** The position a client's cursor stands for, in its project. Throws CursorError for an unknown or expired seq. */
   position(cursor: Cursor, project: string): Promise<Position> {
-    return resolveCursor(cursor, project, this.deps.pool, this.deps.tail, this.deps.metrics);
+    return resolveCursor(cursor, project, this.deps.reads, this.deps.tail, this.deps.metrics);
   }
 
   /** Writes every event after `from` that passes the filter to `sink`, until closed. `eventNames: false` leaves `event:` lines out. */

@@ -1,9 +1,9 @@
-import type pg from 'pg';
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { isUnreachable, namedQuery, queryFailure } from '../db/query-errors.js';
 import type { Position } from '../interfaces.js';
 import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
+import type { ReadScope } from '../db/row-security.js';
 import { horizonPosition, START } from '../position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -52,7 +52,7 @@ export class Tail {
   lastError: Error | null = null;
 
   constructor(
-    private readonly pool: pg.Pool,
+    private readonly reads: ReadScope,
     private readonly hub: Hub,
     private readonly metrics: Metrics,
     private readonly log: Logger,
@@ -78,7 +78,7 @@ export class Tail {
   /** Starts at the current horizon: the past is served from Postgres, the future from the ring. */
   async start(): Promise<void> {
     this.metrics.queries.inc({ kind: 'tail' });
-    const first = await startPoint(this.pool);
+    const first = await this.reads.allProjects((db) => startPoint(db));
     this.startedAt = first.started;
     this.lastRowPos = first.last ?? START;
     this.headPos = horizonPosition(first.horizon);
@@ -125,7 +125,7 @@ export class Tail {
     let batch;
     do {
       this.metrics.queries.inc({ kind: 'tail' });
-      batch = await namedQuery(this.metrics, 'tail', readBatch(this.pool, this.headPos, null, BATCH_SIZE));
+      batch = await namedQuery(this.metrics, 'tail', this.reads.allProjects((db) => readBatch(db, this.headPos, null, BATCH_SIZE)));
       if (this.closed) return;
       if (this.noticeRestart(batch.started)) {
         this.again = true; // read again at once, from the last row
@@ -192,7 +192,7 @@ export class Tail {
   private async checkBlocker(heldMs: number): Promise<void> {
     this.metrics.queries.inc({ kind: 'horizon' });
     try {
-      const blocker = await findBlocker(this.pool);
+      const blocker = await findBlocker(this.reads.pool);
       // Rows released while it ran: nothing is held any more.
       if (this.heldSince === null) return;
       this.blocker = blocker;

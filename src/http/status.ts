@@ -27,6 +27,8 @@ export const STATUS: Record<ErrorCode, string> = {
   migration_failed: '500 Internal Server Error',
   database_too_new: '500 Internal Server Error',
   settings_mismatch: '500 Internal Server Error',
+  row_security_mismatch: '500 Internal Server Error',
+  database_not_migrated: '500 Internal Server Error',
 };
 
 /** `close`: end the connection after this response (uWS then sends `Connection: close`). */

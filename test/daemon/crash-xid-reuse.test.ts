@@ -20,6 +20,7 @@ import { connectSse, getJson } from '../helpers/sse-client.js';
 import { deliveryOrder } from '../helpers/change-log.js';
 import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
 import { waitUntil } from '../helpers/wait.js';
+import { ReadScope } from '../../src/db/row-security.js';
 
 const PROJECT = 'crash';
 /** How many xids to burn, and so how far the horizon moves past the last durable one. */
@@ -197,12 +198,13 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
   const timers = trackTimers(t);
   // No idle timers, so that every timer left is the feed's.
   const pool = new pg.Pool({ connectionString: cluster.url, max: 4, idleTimeoutMillis: 0 });
+  const scope = new ReadScope(pool);
   pool.on('error', () => {}); // the crash kills its connections; the feed retries
   t.teardown(() => pool.end());
   const metrics = createMetrics();
   const log = createLogger('silent');
   const hub = new Hub();
-  const tail = new Tail(pool, hub, metrics, log, { pollMs: 100, heldPollMs: 25, ringEvents: 10_000, ringBytes: 64 << 20 });
+  const tail = new Tail(scope, hub, metrics, log, { pollMs: 100, heldPollMs: 25, ringEvents: 10_000, ringBytes: 64 << 20 });
   // Pushes back on its first write only.
   const sink = new RecordingSink((n) => n === 1);
 
@@ -214,7 +216,7 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
     // The feed starts above the burnt xids: the stream's one catch-up batch
     // (300 rows, so not full) vouches for everything below that horizon.
     await tail.start();
-    const sub = new Subscriber({ tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project, types: [] }, { xid: 0, seq: 0 });
+    const sub = new Subscriber({ tail, hub, catchup: new Catchup(scope, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project, types: [] }, { xid: 0, seq: 0 });
     sub.start();
     await waitUntil(() => sub.state === 'paused', 5_000, 'the stream to pause on its first write', { intervalMs: 10 });
     t.ok(sink.seqs.length < backlog.length, `paused part-way through the batch (${sink.seqs.length} of ${backlog.length})`);

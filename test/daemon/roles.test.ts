@@ -1,76 +1,98 @@
-// The roles of docs/deploy.md, as written there, are enough: the daemon's
-// role migrates and serves, the table owner tracks, and a writer's inserts
-// and emits are captured, with no other privilege (none of them a superuser).
+// The roles of docs/database-role.md, as written there, are enough and no
+// more: the owner migrates, the table owner tracks, a writer's inserts and
+// emits are captured, and the daemon's role (no superuser, not the schema's
+// owner) serves with row security on, sees only the project each read is
+// for, and is refused everything else.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
-import pg from 'pg';
 import t from 'tap';
 import { readState } from '../harness/state.js';
-import { startDaemon } from '../helpers/daemon.js';
-import { getJson } from '../helpers/sse-client.js';
+import { emit } from '../helpers/change-log.js';
+import { CLI, startDaemon } from '../helpers/daemon.js';
+import { runAs, scratchRoles, urlAs, ROLE_PASSWORD } from '../helpers/roles.js';
+import { connectSse, getJson } from '../helpers/sse-client.js';
 
-const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-const deploy = readFileSync(new URL('../../docs/deploy.md', import.meta.url), 'utf8');
-const section = deploy.slice(deploy.indexOf('## 2. The database role'), deploy.indexOf('## 3.'));
-const [createRole, grants] = [...section.matchAll(/```sql\n([^]*?)```/g)].map((m) => m[1]);
+const doc = readFileSync(new URL('../../docs/database-role.md', import.meta.url), 'utf8');
+const [roles, grants, rowSecurity] = [...doc.matchAll(/```sql\n([^]*?)```/g)].map((m) => m[1]);
 
-// Roles are cluster-wide: each name gets a suffix of its own.
-const suffix = randomBytes(4).toString('hex');
-const names = { pgfeed_daemon: `pgfeed_daemon_${suffix}`, app_owner: `app_owner_${suffix}`, app_writer: `app_writer_${suffix}`, app: `app_${suffix}` };
-const localise = (sql: string) => sql.replace(/\b(pgfeed_daemon|app_owner|app_writer|app)\b(?!\.)/g, (n) => names[n as keyof typeof names]);
+t.match(roles, /CREATE ROLE pgfeed_owner[^]*CREATE ROLE pgfeed_daemon/, 'the first block creates the roles');
+t.match(grants, /GRANT SELECT ON pgfeed.change_log/, 'the second grants');
+t.match(rowSecurity, /ENABLE ROW LEVEL SECURITY/, 'the third turns row security on');
 
 const { adminUrl } = readState();
-const urlOf = (user: string | null, database: string) => {
-  const u = new URL(adminUrl);
-  if (user) [u.username, u.password] = [user, 'change-me'];
-  u.pathname = `/${database}`;
-  return u.href;
-};
-async function as(url: string, sql: string): Promise<pg.QueryResult[]> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return ([] as pg.QueryResult[]).concat(await c.query(sql));
-  } finally {
-    await c.end();
-  }
-}
-
-t.ok(createRole && grants, 'docs/deploy.md has the two SQL blocks');
-t.match(createRole, /CREATE ROLE pgfeed_daemon/, 'the first creates the daemon role');
-t.not(localise(grants), grants, 'the role names are found in the grants');
-
-const admin = adminUrl;
-await as(admin, `CREATE DATABASE ${names.app}`);
-await as(admin, `CREATE ROLE ${names.app_owner} LOGIN PASSWORD 'change-me'; CREATE ROLE ${names.app_writer} LOGIN PASSWORD 'change-me'`);
-t.teardown(async () => {
-  await as(admin, `DROP DATABASE IF EXISTS ${names.app} WITH (FORCE)`);
-  await as(admin, `DROP ROLE IF EXISTS ${names.pgfeed_daemon}; DROP ROLE IF EXISTS ${names.app_owner}; DROP ROLE IF EXISTS ${names.app_writer}`);
-});
-// The documented statement, run by whoever administers the server.
-await as(admin, localise(createRole));
+const database = `app_${randomBytes(4).toString('hex')}`;
+await runAs(adminUrl, `CREATE DATABASE ${database}`);
+const role = scratchRoles(t, ['pgfeed_owner', 'pgfeed_daemon', 'pgfeed_reader', 'pgfeed_writer', 'app_owner', 'app_writer'], () => [database]);
+const names: Record<string, string> = { ...role, app: database };
+const localise = (sql: string) => sql.replace(/\b(pgfeed_owner|pgfeed_daemon|pgfeed_reader|pgfeed_writer|app_owner|app_writer|app)\b(?!\.)/g, (n) => names[n]);
+const urlOf = (user: keyof typeof role | null) => urlAs(adminUrl, user && role[user], database);
+// The application's own roles, as they exist before pgfeed.
+await runAs(adminUrl, `CREATE ROLE ${role.app_owner} LOGIN PASSWORD '${ROLE_PASSWORD}'; CREATE ROLE ${role.app_writer} LOGIN PASSWORD '${ROLE_PASSWORD}'`);
 // Since PostgreSQL 15, PUBLIC may not create in the public schema; the application's owner may.
-await as(urlOf(null, names.app), `GRANT CREATE ON SCHEMA public TO ${names.app_owner}`);
+await runAs(urlOf(null), `GRANT CREATE ON SCHEMA public TO ${role.app_owner}`);
 
-const daemonUrl = urlOf(names.pgfeed_daemon, names.app);
-t.test('the daemon role migrates', async (t) => {
-  execFileSync(process.execPath, [CLI, 'migrate'], { env: { PATH: process.env.PATH, DATABASE_URL: daemonUrl }, stdio: 'pipe' });
-  const [{ rows }] = await as(daemonUrl, `SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = 'pgfeed'`);
-  t.equal(rows[0].owner, names.pgfeed_daemon, 'and owns the pgfeed schema');
+t.test('the roles block runs twice: roles are cluster-wide and may exist already', async (t) => {
+  await runAs(adminUrl, localise(roles));
+  await runAs(adminUrl, localise(roles));
+  const [{ rows }] = await runAs(adminUrl, `SELECT rolname, rolsuper, rolcanlogin, rolbypassrls, rolcreaterole FROM pg_roles WHERE rolname = ANY($1) ORDER BY rolname`, [
+    [role.pgfeed_daemon, role.pgfeed_owner],
+  ]);
+  t.same(rows.map((r) => [r.rolsuper, r.rolcanlogin, r.rolbypassrls, r.rolcreaterole]), [[false, true, false, false], [false, true, false, false]], 'two login roles with no special attribute');
 });
 
-t.test('the owner tracks, the writer writes and emits, the daemon serves', async (t) => {
-  await as(daemonUrl, localise(grants));
-  await as(urlOf(names.app_owner, names.app), `CREATE TABLE orders (id serial PRIMARY KEY, tenant text NOT NULL);
-    GRANT SELECT, INSERT ON orders TO ${names.app_writer}; GRANT USAGE ON SEQUENCE orders_id_seq TO ${names.app_writer};
+t.test('the owner migrates and grants', async (t) => {
+  execFileSync(process.execPath, [CLI, 'migrate'], { env: { PATH: process.env.PATH, DATABASE_URL: urlOf('pgfeed_owner') }, stdio: 'pipe' });
+  const [{ rows }] = await runAs(urlOf(null), `SELECT nspowner::regrole::text AS owner FROM pg_namespace WHERE nspname = 'pgfeed'`);
+  t.equal(rows[0].owner, role.pgfeed_owner, 'the owner owns the pgfeed schema');
+  await runAs(urlOf('pgfeed_owner'), localise(grants));
+  await runAs(urlOf('pgfeed_owner'), localise(rowSecurity));
+});
+
+const daemonUrl = urlOf('pgfeed_daemon');
+const writer = urlOf('app_writer');
+
+t.test('the table owner tracks, the writer writes and emits, the daemon streams one project', async (t) => {
+  await runAs(urlOf('app_owner'), `CREATE TABLE orders (id serial PRIMARY KEY, tenant text NOT NULL);
+    GRANT SELECT, INSERT ON orders TO ${role.app_writer}; GRANT USAGE ON SEQUENCE orders_id_seq TO ${role.app_writer};
     SELECT pgfeed.track('orders', 'tenant')`);
-  const writer = urlOf(names.app_writer, names.app);
-  await as(writer, `INSERT INTO orders (tenant) VALUES ('acme')`);
-  await as(writer, `SELECT pgfeed.emit('acme', 'hello', '{"n": 1}')`);
-  const daemon = await startDaemon(t, daemonUrl);
+  await runAs(writer, `INSERT INTO orders (tenant) VALUES ('acme'), ('beta')`);
+  await runAs(writer, `SELECT pgfeed.emit('acme', 'hello', '{"n": 1}')`);
+  const daemon = await startDaemon(t, daemonUrl, { PGFEED_MIGRATE: 'false', PGFEED_ROW_SECURITY: 'true' });
   t.equal((await getJson(`${daemon.base}/readyz`)).status, 200, 'ready');
   const page = await getJson(`${daemon.base}/v1/changes?project=acme`);
-  t.match(page.body.events, [{ type: 'orders.insert', data: { tenant: 'acme' } }, { type: 'hello', data: { n: 1 } }], 'both changes are served');
+  t.match(page.body.events, [{ type: 'orders.insert', data: { tenant: 'acme' } }, { type: 'hello', data: { n: 1 } }], 'both changes of acme are served (from Postgres, under the policy)');
+  t.equal(page.body.events.length, 2, 'and nothing of beta');
+  // Live: beta's event, then acme's marker; the stream must hold the marker and nothing of beta's.
+  const stream = await connectSse(`${daemon.base}/v1/events?project=acme&after=now`);
+  t.teardown(() => stream.close());
+  await stream.waitFor((c) => c.retry !== null, 5_000, 'the stream to open');
+  const client = { query: (sql: string, values?: unknown[]) => runAs(writer, sql, values).then((r) => r[0]) };
+  await emit(client, 'beta', 'secret');
+  const [marker] = await emit(client, 'acme', 'marker');
+  await stream.waitFor((c) => c.seqs.includes(marker), 10_000, 'the marker');
+  t.same(stream.events.filter((e) => e.id !== null).map((e) => e.json.type), ['marker'], 'the live stream has the marker alone');
+  // Resuming from a cursor: the lookup runs under the policy too.
+  const resumed = await getJson(`${daemon.base}/v1/changes?project=acme&after=${page.body.events[0].seq}`);
+  t.same(resumed.body.events.map((e: { type: string }) => e.type), ['hello', 'marker'], 'a resume after the first event');
+});
+
+t.test('the daemon role is refused everything else', async (t) => {
+  const refused = async (sql: string, what: string) => t.rejects(runAs(daemonUrl, sql), { code: '42501' }, what);
+  // With its seq given, the insert needs no privilege on the sequence: only the one on the table is tested.
+  await refused(`INSERT INTO pgfeed.change_log (seq, project, type) VALUES (0, 'acme', 'forged')`, 'writing the log');
+  await refused(`UPDATE pgfeed.change_log SET project = 'beta'`, 'updating it');
+  await refused(`DELETE FROM pgfeed.change_log`, 'deleting from it');
+  await refused(`UPDATE pgfeed.settings SET notify = false`, 'changing the settings');
+  await refused(`SELECT * FROM pgfeed.tracked`, 'reading the tracked tables');
+  await refused(`SELECT * FROM public.orders`, "reading the application's tables");
+  await refused(`CREATE TABLE pgfeed.mine (x int)`, 'creating in the pgfeed schema');
+  const [{ rows }] = await runAs(daemonUrl, `SELECT count(*)::int AS n FROM pgfeed.change_log`);
+  t.equal(rows[0].n, 0, 'and, outside a transaction naming a project, it reads no row of the log');
+});
+
+t.test('the daemon role cannot migrate, and a daemon without the row-security setting is refused', async (t) => {
+  await t.rejects(startDaemon(t, daemonUrl, { PGFEED_ROW_SECURITY: 'true' }), { message: /exited with 1[^]*permission denied/ }, 'serve that migrates (the default) stops at the first statement');
+  await t.rejects(startDaemon(t, daemonUrl, { PGFEED_MIGRATE: 'false' }), { message: /exited with 2[^]*PGFEED_ROW_SECURITY=true/ }, 'serve without row security, for a role the policies bind');
+  await t.rejects(startDaemon(t, urlOf('pgfeed_owner'), { PGFEED_ROW_SECURITY: 'true' }), { message: /exited with 2[^]*owns pgfeed.change_log/ }, 'serve with row security as the owner, whom no policy binds');
 });

@@ -16,6 +16,7 @@ import { testDatabase } from '../harness/db.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { deliveryOrder } from '../helpers/change-log.js';
 import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
+import { ReadScope } from '../../src/db/row-security.js';
 
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
   const db = await testDatabase(t);
@@ -27,14 +28,15 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   const timers = trackTimers(t);
   // A pool of its own without idle timers, so that every timer left is the feed's.
   const pool = new pg.Pool({ connectionString: db.url, max: 5, idleTimeoutMillis: 0 });
+  const scope = new ReadScope(pool);
   t.teardown(() => pool.end());
   const metrics = createMetrics();
   const log = createLogger('silent');
   const hub = new Hub();
-  const tail = new Tail(pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
+  const tail = new Tail(scope, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
   await tail.start();
   t.teardown(() => tail.close());
-  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(pool, 4, metrics), metrics, log };
+  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(scope, 4, metrics), metrics, log };
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
   const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
@@ -67,14 +69,15 @@ t.test('a control frame follows what a paused stream already queued, and can end
   await db.pool.query(`SELECT pgfeed.emit('sig', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 600) g`);
   const expected = await deliveryOrder(db.pool, 'sig');
   const pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  const scope = new ReadScope(pool);
   t.teardown(() => pool.end());
   const metrics = createMetrics();
   const log = createLogger('silent');
   const hub = new Hub();
-  const tail = new Tail(pool, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
+  const tail = new Tail(scope, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
   await tail.start();
   t.teardown(() => tail.close());
-  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(pool, 2, metrics), metrics, log };
+  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(scope, 2, metrics), metrics, log };
   // The first write pushes back: the stream pauses with one slab queued.
   const sink = new RecordingSink((n) => n === 1);
   const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
