@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { Auth, authEnabled } from './auth/auth.js';
+import { REVOKE_CHANNEL } from './auth/revocations.js';
 import type { Config } from './config.js';
 import { withDeadline } from './deadline.js';
 import { Listener } from './db/listener.js';
@@ -27,6 +29,8 @@ export class Daemon {
   readonly listener: Listener;
   private server?: HttpServer;
   private streams?: Streams;
+  /** Present when authentication is on. */
+  private auth?: Auth;
   private closing = false;
 
   constructor(
@@ -48,6 +52,11 @@ export class Daemon {
 
   async start(): Promise<void> {
     await checkSettings(this.pool, { channel: this.config.channel, notify: this.config.notify });
+    // Before the listener starts: revocations arrive on its connection. Kept if a later step fails and start() runs again.
+    if (authEnabled(this.config) && !this.auth) {
+      this.auth = await Auth.open(this.config, this.pool, this.log, () => this.streams);
+      this.listener.addChannel(REVOKE_CHANNEL, this.auth.revocations);
+    }
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
@@ -70,6 +79,8 @@ export class Daemon {
       retryMs: this.config.retryMs,
       closing: () => this.closing,
       readiness: () => this.readiness(),
+      auth: this.auth,
+      operatorToken: this.config.operatorToken,
     });
     let warned = false;
     this.server = await listenWithRetry(app, this.config.host, this.config.port, 60_000, (err) => {
@@ -102,6 +113,15 @@ export class Daemon {
     };
   }
 
+  /** SIGHUP: re-reads the token keys. False when nothing was reloaded, or the new keys do not read (the old ones stay). */
+  async reload(): Promise<boolean> {
+    return this.auth ? this.auth.reload() : false;
+  }
+
+  get authenticating(): boolean {
+    return this.auth !== undefined;
+  }
+
   /** Stops accepting, ends streams cleanly (clients resume elsewhere), then releases the database. */
   async close(): Promise<void> {
     if (this.closing) return;
@@ -113,6 +133,7 @@ export class Daemon {
     this.streams?.endAll();
     await this.tail.close();
     await this.listener.close();
+    this.auth?.close();
     await this.pool.end().catch(() => {});
   }
 }

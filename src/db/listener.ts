@@ -19,11 +19,19 @@ async function detach(sub: Subscriber): Promise<void> {
  * connection is down are lost, so every (re)connect also wakes the tail.
  * pg-listen is unmaintained: it is configured here never to give up.
  */
+/** Another channel on the LISTEN connection. */
+export interface ChannelHandler {
+  notified(payload: string): void;
+  /** After every (re)connect: what was sent while the connection was down is lost, so read the table. */
+  connected(): void;
+}
+
 export class Listener {
   connected = false;
   private sub?: Subscriber;
   private closed = false;
   private retryTimer?: NodeJS.Timeout;
+  private readonly channels = new Map<string, ChannelHandler>();
 
   constructor(
     private readonly url: string,
@@ -32,6 +40,15 @@ export class Listener {
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
+
+  /**
+   * Listens on `channel` too, on the same connection, so that one
+   * connection's health (readiness, the listening metric) covers both.
+   * Call before start().
+   */
+  addChannel(channel: string, handler: ChannelHandler): void {
+    this.channels.set(channel, handler);
+  }
 
   /** Resolves once listening; retries the first connection for as long as it takes. */
   async start(attempt = 0): Promise<void> {
@@ -49,7 +66,9 @@ export class Listener {
           paranoidChecking: 10_000,
         },
       );
-      sub.events.on('notification', () => {
+      sub.events.on('notification', (n) => {
+        const other = this.channels.get(n.channel);
+        if (other) return other.notified(String(n.payload ?? ''));
         this.metrics.wakeups.inc();
         this.wake();
       });
@@ -62,6 +81,7 @@ export class Listener {
       try {
         await sub.connect();
         await sub.listenTo(this.channel);
+        for (const channel of this.channels.keys()) await sub.listenTo(channel);
         this.sub = sub;
         this.setConnected(true);
         return;
@@ -82,6 +102,7 @@ export class Listener {
       this.log.info({ channel: this.channel }, 'listening for notifications');
       // Anything committed while we were away sent its NOTIFY into the void.
       this.wake();
+      for (const handler of this.channels.values()) handler.connected();
     }
   }
 

@@ -1,3 +1,4 @@
+import type { Auth } from '../auth/auth.js';
 import type { Feed } from '../feed/feed.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -18,4 +19,8 @@ export interface RouteContext {
   readonly retryMs: number;
   closing(): boolean;
   readiness(): Promise<Readiness>;
+  /** Present when authentication is on (any key setting given). */
+  readonly auth?: Auth;
+  /** The bearer token /metrics and the /readyz detail require; empty: they are open. */
+  readonly operatorToken: string;
 }
