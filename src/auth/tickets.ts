@@ -12,11 +12,6 @@ const PRUNE_EVERY_MS = 60_000;
 
 const hashOf = (ticket: string) => createHash('sha256').update(ticket).digest();
 
-/** What a redeemed ticket allows: its grant, narrowed to one project and its types. */
-export interface TicketGrant extends Grant {
-  readonly project: string;
-}
-
 interface TicketRow {
   subject: string;
   project: string;
@@ -62,7 +57,7 @@ export class TicketStore {
    * does not spend it). Throws invalid_ticket, ticket_used or
    * project_forbidden.
    */
-  async redeem(ticket: string, resuming: boolean, project: string): Promise<TicketGrant> {
+  async redeem(ticket: string, resuming: boolean, project: string): Promise<Grant> {
     if (!TICKET.test(ticket)) throw new PgfeedError('invalid_ticket', 'That is not a pgfeed ticket (pgt_ and 43 characters). Mint one with POST /v1/tickets.');
     const hash = hashOf(ticket);
     const { rows } = await this.pool.query<TicketRow>(
@@ -78,8 +73,8 @@ export class TicketStore {
     if (row) {
       return {
         subject: row.subject,
+        // The grant of the ticket: its one project and its types.
         projects: [row.project],
-        project: row.project,
         types: row.types,
         issuedAt: row.issued_ms === null ? null : Number(row.issued_ms),
         expiresAt: Number(row.expires_ms),

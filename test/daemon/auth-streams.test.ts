@@ -33,9 +33,12 @@ t.test('a ticket opens one stream, and the reconnects of that stream', async (t)
   await s.waitFor((c) => c.seqs.includes(first), 10_000, 'the first order');
   t.same(s.events.map((e) => e.event), ['orders.insert'], "only the ticket's types");
   for (const base of [daemon.base, other.base]) {
-    const again = await getJson(`${base}/v1/events?project=acme&ticket=${ticket}`, { Accept: 'text/event-stream' });
+    // As an EventSource would: a stream if the ticket were let in again, so the check cannot hang on it.
+    const again = await connectSse(`${base}/v1/events?project=acme&ticket=${ticket}`);
+    await again.waitFor((c) => (c.status === 200 ? c.retry !== null : c.closed), 5_000, 'an answer').catch(() => {});
+    again.close();
     t.equal(again.status, 401, `used again on ${base === daemon.base ? 'the same' : 'another'} daemon: 401`);
-    t.equal(again.body.error?.code, 'ticket_used', 'ticket_used');
+    t.equal(JSON.parse(again.body || '{}').error?.code, 'ticket_used', 'ticket_used');
   }
   // An EventSource reconnects to the same URL with Last-Event-ID, on any replica, even after the ticket's own expiry.
   await new Promise((r) => setTimeout(r, 2_100));
@@ -98,8 +101,14 @@ t.test('pgfeed.revoke ends the subject\'s streams on every daemon within a secon
   const carolA = await open(a.base, carol);
   const [before] = await emit(db.pool, 'acme', 'tick');
   for (const s of [bobA, bobB, carolA]) await s.waitFor((c) => c.seqs.includes(before), 10_000, 'an event before');
+  // A long-poll of bob's, waiting on b: it is answered (empty) by the revocation, not by its 30 s wait.
+  const bobPoll = getJson(`${b.base}/v1/changes?project=acme&after=${before}&wait=30`, bearer(bob));
+  await waitUntil(async () => (await getJson(`${b.base}/readyz`)).body.long_polls === 1, 5_000, "bob's long-poll to wait");
   const revokedAt = Date.now();
   await db.pool.query(`SELECT pgfeed.revoke('bob', 'key leaked')`);
+  const polled = await bobPoll;
+  t.ok(Date.now() - revokedAt < 1_000, `bob's long-poll is answered within a second (${Date.now() - revokedAt} ms)`);
+  t.same(polled.body.events, [], 'with nothing');
   for (const s of [bobA, bobB]) {
     await s.waitFor((c) => c.closed, 5_000, "bob's stream to end");
     t.ok(Date.now() - revokedAt < 1_000, `ended within a second (${Date.now() - revokedAt} ms)`);
