@@ -21,8 +21,4 @@ export class SubjectPlaces {
       else this.held.delete(subject);
     };
   }
-
-  count(subject: string): number {
-    return this.held.get(subject) ?? 0;
-  }
 }
