@@ -57,6 +57,18 @@ function fraction(raw: string): number {
   return n;
 }
 
+/** An HS256 key: RFC 7518 asks for at least as many bytes as the hash, 32. */
+function secret(raw: string): string {
+  if (raw !== '' && Buffer.byteLength(raw) < 32) throw new Error('must be at least 32 bytes (openssl rand -base64 48 makes one)');
+  return raw;
+}
+
+/** A cookie name (RFC 6265 token): the characters a Cookie header can carry unquoted. */
+function cookieName(raw: string): string {
+  if (raw !== '' && !/^[!#$%&'*+\-.^_`|~0-9A-Za-z]{1,128}$/.test(raw)) throw new Error('must be a cookie name: letters, digits and !#$%&\'*+-.^_`|~');
+  return raw;
+}
+
 const bool = (raw: string): boolean => {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
@@ -91,6 +103,17 @@ export const SETTINGS = {
   notifyQueueWarn: { env: 'PGFEED_NOTIFY_QUEUE_WARN', flag: '--notify-queue-warn', doc: 'NOTIFY queue usage (0 to 1) above which the log warns, once per crossing', default: 0.5, parse: fraction },
   migrate: { env: 'PGFEED_MIGRATE', flag: '--migrate', doc: 'whether serve applies pending migrations at start-up; false only checks that none is pending, for a role that does not own the schema', default: true, parse: bool },
   rowSecurity: { env: 'PGFEED_ROW_SECURITY', flag: '--row-security', doc: 'read change_log under its row-level security policies: each read names its project with SET LOCAL (docs/database-role.md)', default: false, parse: bool, bare: 'true' },
+  jwtSecret: { env: 'PGFEED_JWT_SECRET', flag: '--jwt-secret', doc: 'HS256 secret that tokens are signed with (at least 32 bytes); any key setting turns authentication on', default: '', parse: secret },
+  jwtPublicKeyFile: { env: 'PGFEED_JWT_PUBLIC_KEY_FILE', flag: '--jwt-public-key-file', doc: 'PEM public key (RSA: RS256, P-256: ES256, Ed25519: EdDSA) that tokens are signed with; re-read on SIGHUP or change', default: '', parse: str },
+  jwksFile: { env: 'PGFEED_JWKS_FILE', flag: '--jwks-file', doc: 'local JWKS file of public keys, chosen by kid; re-read on SIGHUP or change', default: '', parse: str },
+  jwtIssuer: { env: 'PGFEED_JWT_ISSUER', flag: '--jwt-issuer', doc: 'required iss of every token', default: '', parse: str },
+  jwtAudience: { env: 'PGFEED_JWT_AUDIENCE', flag: '--jwt-audience', doc: 'required aud of every token (comma-separated: any of them)', default: '', parse: str },
+  authCookie: { env: 'PGFEED_AUTH_COOKIE', flag: '--auth-cookie', doc: 'name of a cookie that may carry the token (same-site browsers); empty: cookies are not read', default: '', parse: cookieName },
+  allowQueryToken: { env: 'PGFEED_ALLOW_QUERY_TOKEN', flag: '--allow-query-token', doc: 'accept a token in the access_token query parameter (URLs end up in proxy logs: prefer a ticket)', default: false, parse: bool, bare: 'true' },
+  ticketTtlMs: { env: 'PGFEED_TICKET_TTL_MS', flag: '--ticket-ttl-ms', doc: 'how long a stream ticket can be redeemed the first time', default: 30_000, parse: int(1_000, 3_600_000) },
+  expiryWarningMs: { env: 'PGFEED_EXPIRY_WARNING_MS', flag: '--expiry-warning-ms', doc: 'how long before its token expires a stream gets pgfeed.expiring', default: 60_000, parse: int(0, 86_400_000) },
+  maxStreamsPerSubject: { env: 'PGFEED_MAX_STREAMS_PER_SUBJECT', flag: '--max-streams-per-subject', doc: 'open streams and long-polls one token subject may hold on this daemon (429 subject_over_limit; an EventSource is asked to retry)', default: 100, parse: int(1, 1_000_000) },
+  operatorToken: { env: 'PGFEED_OPERATOR_TOKEN', flag: '--operator-token', doc: 'bearer token that /metrics and the /readyz detail require (at least 32 bytes); empty: they are open', default: '', parse: secret },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */

@@ -1,4 +1,6 @@
 import pg from 'pg';
+import { Auth, authEnabled } from './auth/auth.js';
+import { REVOKE_CHANNEL } from './auth/revocations.js';
 import type { Config } from './config.js';
 import { withDeadline } from './deadline.js';
 import { Listener } from './db/listener.js';
@@ -38,6 +40,8 @@ export class Daemon {
   private queueTimer?: NodeJS.Timeout;
   private readonly readNotifyQueue: () => Promise<number>;
   private streams?: Streams;
+  /** Present when authentication is on. */
+  private auth?: Auth;
   private closing = false;
 
   constructor(
@@ -69,6 +73,11 @@ export class Daemon {
   async start(): Promise<void> {
     await checkSettings(this.pool, { channel: this.config.channel, notify: this.config.notify });
     await checkRowSecurity(this.pool, this.config.rowSecurity);
+    // Before the listener starts: revocations arrive on its connection. Kept if a later step fails and start() runs again.
+    if (authEnabled(this.config) && !this.auth) {
+      this.auth = await Auth.open(this.config, this.pool, this.log, () => this.streams);
+      this.listener.addChannel(REVOKE_CHANNEL, this.auth.revocations);
+    }
     await this.tail.start();
     await this.listener.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
@@ -97,6 +106,8 @@ export class Daemon {
       closing: () => this.closing,
       readiness: () => this.readiness(),
       health: this.health,
+      auth: this.auth,
+      operatorToken: this.config.operatorToken,
     });
     let warned = false;
     this.server = await listenWithRetry(app, this.config.host, this.config.port, 60_000, (err) => {
@@ -138,6 +149,15 @@ export class Daemon {
     };
   }
 
+  /** SIGHUP: re-reads the token keys. False when nothing was reloaded, or the new keys do not read (the old ones stay). */
+  async reload(): Promise<boolean> {
+    return this.auth ? this.auth.reload() : false;
+  }
+
+  get authenticating(): boolean {
+    return this.auth !== undefined;
+  }
+
   /** Stops accepting, ends streams cleanly (clients resume elsewhere), then releases the database. */
   async close(): Promise<void> {
     if (this.closing) return;
@@ -151,6 +171,7 @@ export class Daemon {
     this.health.close();
     await this.tail.close();
     await this.listener.close();
+    this.auth?.close();
     await this.pool.end().catch(() => {});
   }
 }

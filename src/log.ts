@@ -11,8 +11,27 @@ export type LogFormat = 'auto' | 'json' | 'pretty';
  * events (start-up, a lost connection, a held horizon), never one per
  * delivered change, so neither format grows with the traffic.
  */
+/** The query parameters that carry credentials (src/auth/credentials.ts). */
+const SECRET_PARAMS = /([?&]|^)(ticket|access_token)=[^&#\s]*/g;
+
+/** A URL or query string with every credential parameter's value replaced. */
+export function redactQuery(value: unknown): unknown {
+  return typeof value === 'string' ? value.replace(SECRET_PARAMS, '$1$2=[Redacted]') : value;
+}
+
+/**
+ * Tokens and tickets never reach a log line: the fields that could hold
+ * one are censored wherever they appear, and a query string or URL keeps
+ * its shape with the credential parameters' values replaced.
+ */
+const REDACT = {
+  paths: ['token', 'ticket', 'authorization', 'cookie', 'access_token', '*.token', '*.ticket', '*.authorization', '*.cookie', '*.access_token', 'headers.authorization', 'headers.cookie', 'req.headers.authorization', 'req.headers.cookie'],
+  censor: '[Redacted]',
+};
+const SERIALIZERS = { query: redactQuery, url: redactQuery };
+
 export function createLogger(level: string, format: LogFormat = 'auto', fd: 1 | 2 = 1): pino.Logger {
-  const options = { level, base: { service: 'pgfeed' } };
+  const options = { level, base: { service: 'pgfeed' }, redact: REDACT, serializers: SERIALIZERS };
   const human = format === 'pretty' || (format === 'auto' && (fd === 1 ? process.stdout : process.stderr).isTTY === true);
   if (!human) return fd === 1 ? pino(options) : pino(options, pino.destination(2));
   // pino-pretty as a synchronous stream in this thread rather than as a

@@ -1,3 +1,4 @@
+import { checkAuthSettings } from './auth/auth.js';
 import { backoffDelay, type Backoff } from './backoff.js';
 import type { Config } from './config.js';
 import { Daemon } from './daemon.js';
@@ -68,6 +69,7 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel',
  * Daemon.start() checks that they agree.
  */
 export async function serve(config: Config): Promise<void> {
+  checkAuthSettings(config);
   const log = createLogger(config.logLevel, config.logFormat);
   // systemd (Type=notify) is told READY=1 only below, once the port is bound and LISTEN is up.
   const manager = connectServiceManager(log);
@@ -131,9 +133,12 @@ export async function serve(config: Config): Promise<void> {
   };
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  // Nothing is reloaded on SIGHUP yet; without a handler it would end the
+  // SIGHUP re-reads the token keys. Without a handler it would end the
   // process with no graceful shutdown (a closed terminal sends it, too).
-  process.on('SIGHUP', () => log.info({ signal: 'SIGHUP' }, 'nothing to reload; ignored'));
+  process.on('SIGHUP', () => {
+    if (!daemon.authenticating) return log.info({ signal: 'SIGHUP' }, 'nothing to reload; ignored');
+    void daemon.reload();
+  });
 }
 
 /**

@@ -39,6 +39,12 @@ export interface ChangesPage {
   readonly degraded: readonly DegradedDetail[];
 }
 
+/** The body of `POST /v1/tickets`: `/v1/events?project=…&ticket=<ticket>` accepts it once, until `expires_at` (RFC 3339). */
+export interface TicketBody {
+  readonly ticket: string;
+  readonly expires_at: string;
+}
+
 /** The body of every error response. */
 export interface ErrorBody {
   readonly error: { readonly code: ErrorCode; readonly message: string; readonly [detail: string]: unknown };
@@ -48,7 +54,7 @@ export interface ErrorBody {
 export const CONTROL_PREFIX = 'pgfeed.';
 
 /** The conditions a stream request is told to retry, rather than refused for good. */
-export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable'>;
+export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable' | 'subject_over_limit'>;
 
 /** The control events, by name, with what their data holds besides `type`. */
 export interface ControlEvents {

@@ -51,7 +51,7 @@ export const DEFAULT_BACKOFF: Required<BackoffOptions> = { baseMs: 500, capMs: 3
 /** Events held for a slow iterator before the feed stops reading (TCP then slows the daemon's side). */
 const HIGH_WATER = 1024;
 
-const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable']);
+const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable', 'subject_over_limit']);
 
 /** How one connection ended, and so how long until the next. */
 type Ended =

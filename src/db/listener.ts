@@ -59,6 +59,13 @@ function watchedSocket(settings: ListenSettings, log: Logger): () => net.Socket 
  * pg-listen is unmaintained: it is configured here never to give up, and
  * its heartbeat gets the deadline it lacks (watchedSocket).
  */
+/** Another channel on the LISTEN connection. */
+export interface ChannelHandler {
+  notified(payload: string): void;
+  /** After every (re)connect: what was sent while the connection was down is lost, so read the table. */
+  connected(): void;
+}
+
 export class Listener {
   connected = false;
   /** Since when the connection has been down, once it was up (null while up, and before the first connect). */
@@ -66,6 +73,7 @@ export class Listener {
   private sub?: Subscriber;
   private closed = false;
   private retryTimer?: NodeJS.Timeout;
+  private readonly channels = new Map<string, ChannelHandler>();
 
   constructor(
     private readonly url: string,
@@ -77,6 +85,15 @@ export class Listener {
 
   private get channel(): string {
     return this.settings.channel;
+  }
+
+  /**
+   * Listens on `channel` too, on the same connection, so that one
+   * connection's health (readiness, the listening metric) covers both.
+   * Call before start().
+   */
+  addChannel(channel: string, handler: ChannelHandler): void {
+    this.channels.set(channel, handler);
   }
 
   /** Resolves once listening; retries the first connection for as long as it takes. */
@@ -102,7 +119,9 @@ export class Listener {
           paranoidChecking: this.settings.heartbeatMs,
         },
       );
-      sub.events.on('notification', () => {
+      sub.events.on('notification', (n) => {
+        const other = this.channels.get(n.channel);
+        if (other) return other.notified(String(n.payload ?? ''));
         this.metrics.wakeups.inc();
         this.hooks.wake();
       });
@@ -115,6 +134,7 @@ export class Listener {
       try {
         await sub.connect();
         await sub.listenTo(this.channel);
+        for (const channel of this.channels.keys()) await sub.listenTo(channel);
         this.sub = sub;
         this.setConnected(true);
         return;
@@ -136,6 +156,7 @@ export class Listener {
       this.log.info({ channel: this.channel }, 'listening for notifications');
       // Anything committed while we were away sent its NOTIFY into the void.
       this.hooks.wake();
+      for (const handler of this.channels.values()) handler.connected();
     }
     this.hooks.changed();
   }

@@ -1,11 +1,13 @@
+import { authHeaders } from '../auth/credentials.js';
 import type { Page } from '../feed/feed.js';
-import type { Cursor, Position } from '../interfaces.js';
+import type { Cursor } from '../interfaces.js';
 import { changesPageJson } from '../protocol.js';
 import type { RouteContext } from './context.js';
 import { parsePollParams, type PollParams } from './params.js';
-import { admit, type Admitted } from './pipeline.js';
+import { admit, type Admitted, type RequestInput } from './pipeline.js';
 import { reject } from './reject.js';
 import { sendJson } from './status.js';
+import type { OpenPoll } from './streams.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
 interface PollState {
@@ -24,30 +26,36 @@ export function changesRoute(ctx: RouteContext) {
       state.aborted = true;
       state.stop();
     });
-    void poll(ctx, res, req.getQuery() ?? '', state);
+    void poll(ctx, res, { query: req.getQuery() ?? '', headers: authHeaders(req) }, state);
   };
 }
 
-async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: PollState): Promise<void> {
+async function poll(ctx: RouteContext, res: HttpResponse, input: RequestInput, state: PollState): Promise<void> {
   let admitted: Admitted<PollParams> | undefined;
+  let waiting = false;
   try {
-    admitted = await admit(ctx, () => parsePollParams(query));
-    const { params, pos } = admitted;
+    admitted = await admit(ctx, input, parsePollParams);
+    const { params, filter, pos, access } = admitted;
     if (state.aborted) return;
-    const page = await ctx.feed.page(pos, params.filter, params.limit);
+    const page = await ctx.feed.page(pos, filter, params.limit);
     if (state.aborted) return;
-    if (page.events.length || params.waitMs === 0 || ctx.closing()) return answer(ctx, res, page, params.cursor);
-    longPoll(ctx, res, params, pos, state);
+    // The wait ends with the token's authorization.
+    const waitMs = access ? Math.min(params.waitMs, access.expiresAt - Date.now()) : params.waitMs;
+    if (page.events.length || waitMs <= 0 || ctx.closing()) return answer(ctx, res, page, params.cursor);
+    longPoll(ctx, res, admitted, waitMs, state);
+    waiting = true;
   } catch (err) {
     if (!state.aborted) reject(ctx, res, err);
   } finally {
-    // A long-poll counts in `polls` from here on.
+    // A long-poll counts in `polls` from here on, and holds its access until it ends.
     admitted?.release();
+    if (!waiting) admitted?.access?.leave();
   }
 }
 
-/** Waits for the project's next events, or the deadline, or shutdown. */
-function longPoll(ctx: RouteContext, res: HttpResponse, params: PollParams, pos: Position, state: PollState): void {
+/** Waits for the project's next events, or the deadline, or shutdown (or, with authentication, a revocation). */
+function longPoll(ctx: RouteContext, res: HttpResponse, admitted: Admitted<PollParams>, waitMs: number, state: PollState): void {
+  const { params, filter, pos, access } = admitted;
   let done = false;
   let stopWaiting = () => {};
   const finish = (page: Page) => {
@@ -56,17 +64,18 @@ function longPoll(ctx: RouteContext, res: HttpResponse, params: PollParams, pos:
     state.stop();
     if (!state.aborted) answer(ctx, res, page, params.cursor);
   };
-  const poller = { finish: () => finish(EMPTY) };
-  const timer = setTimeout(() => finish(EMPTY), params.waitMs);
+  const poller: OpenPoll = { finish: () => finish(EMPTY), access };
+  const timer = setTimeout(() => finish(EMPTY), waitMs);
   state.stop = () => {
     clearTimeout(timer);
     stopWaiting();
+    access?.leave();
     ctx.streams.polls.delete(poller);
     ctx.metrics.polls.set(ctx.streams.polls.size);
   };
   ctx.streams.polls.add(poller);
   ctx.metrics.polls.set(ctx.streams.polls.size);
-  stopWaiting = ctx.feed.waitFor(pos, params.filter, params.limit, finish);
+  stopWaiting = ctx.feed.waitFor(pos, filter, params.limit, finish);
 }
 
 function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor): void {

@@ -1,3 +1,4 @@
+import type { Auth } from '../auth/auth.js';
 import type { Feed } from '../feed/feed.js';
 import type { Health } from '../feed/health.js';
 import type { Logger } from '../log.js';
@@ -21,4 +22,8 @@ export interface RouteContext {
   readiness(): Promise<Readiness>;
   /** Whether delivery is delayed: told to streams as they open and to every poll. */
   readonly health: Pick<Health, 'current' | 'conditions'>;
+  /** Present when authentication is on (any key setting given). */
+  readonly auth?: Auth;
+  /** The bearer token /metrics and the /readyz detail require; empty: they are open. */
+  readonly operatorToken: string;
 }

@@ -1,8 +1,9 @@
+import { authHeaders } from '../auth/credentials.js';
 import { PgfeedError } from '../errors.js';
 import { controlFrame, retryFrame } from '../feed/frame.js';
 import type { RouteContext } from './context.js';
 import { parseStreamParams, type EventsParams } from './params.js';
-import { admit, type Admitted } from './pipeline.js';
+import { admit, type Admitted, type RequestInput } from './pipeline.js';
 import { reject } from './reject.js';
 import { writeSseHead } from './sse-head.js';
 import { SseSink } from './sse-sink.js';
@@ -17,6 +18,7 @@ export function eventsRoute(ctx: RouteContext) {
     const sink = new SseSink(res, () => {
       if (!stream) return;
       stream.sub.close();
+      stream.access?.leave();
       ctx.streams.sse.delete(stream);
     });
     // Everything from req must be read now: it is gone after the first await.
@@ -28,24 +30,26 @@ export function eventsRoute(ctx: RouteContext) {
     req.forEach((name, value) => {
       if (name === 'last-event-id') lastEventIds.push(value);
     });
-    void open(ctx, res, sink, query, lastEventIds, eventSource, (s) => (stream = s));
+    const input: RequestInput = { query, headers: authHeaders(req), resuming: lastEventIds.length > 0, tickets: true };
+    void open(ctx, res, sink, input, lastEventIds, eventSource, (s) => (stream = s));
   };
 }
 
 async function open(
-  ctx: RouteContext, res: HttpResponse, sink: SseSink, query: string, lastEventIds: string[], eventSource: boolean,
+  ctx: RouteContext, res: HttpResponse, sink: SseSink, input: RequestInput, lastEventIds: string[], eventSource: boolean,
   opened: (stream: OpenStream) => void,
 ): Promise<void> {
   let admitted: Admitted<EventsParams> | undefined;
+  let streaming = false;
   try {
-    admitted = await admit(ctx, () => {
+    admitted = await admit(ctx, input, (query) => {
       // Two cursors are ambiguous: refuse rather than pick one.
       if (lastEventIds.length > 1) throw new PgfeedError('duplicate_parameter', 'The Last-Event-ID header is sent more than once; send it once.');
       return parseStreamParams(query, lastEventIds[0] ?? '');
     });
     if (!sink.open) return;
     if (ctx.closing()) throw new PgfeedError('shutting_down');
-    const { params, pos } = admitted;
+    const { params, filter, pos, access } = admitted;
     const degraded = ctx.health.current();
     res.cork(() => {
       writeSseHead(res);
@@ -58,14 +62,18 @@ async function open(
       // same tick as this, it joins ctx.streams.sse below).
       if (degraded) res.write(controlFrame('pgfeed.degraded', degraded));
     });
-    const stream: OpenStream = { sink, sub: ctx.feed.subscribe(sink, params.filter, pos, params.eventNames) };
+    const stream: OpenStream = { sink, sub: ctx.feed.subscribe(sink, filter, pos, params.eventNames), access };
     ctx.streams.sse.add(stream);
     opened(stream);
+    streaming = true;
+    ctx.auth?.watch(stream);
   } catch (err) {
     if (!sink.open) return;
     sink.detach(); // the response is answered below; nothing else may touch it
     reject(ctx, res, err, { stream: eventSource });
   } finally {
     admitted?.release();
+    // The stream holds its access until it closes; a request that never streamed gives it back now.
+    if (!streaming) admitted?.access?.leave();
   }
 }

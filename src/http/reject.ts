@@ -5,10 +5,10 @@ import { controlFrame, retryFrame } from '../feed/frame.js';
 import type { UnavailableCode } from '../protocol.js';
 import type { RouteContext } from './context.js';
 import { writeSseHead } from './sse-head.js';
-import { sendError } from './status.js';
+import { sendError, STATUS } from './status.js';
 import type { HttpResponse } from './uws.js';
 
-const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable']);
+const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable', 'subject_over_limit']);
 
 function isUnavailable(code: ErrorCode): code is UnavailableCode {
   return UNAVAILABLE.has(code);
@@ -23,6 +23,8 @@ export interface RejectOptions {
   /** The request is an EventSource's: /v1/events with `Accept: text/event-stream`. */
   readonly stream?: boolean;
   readonly headers?: Readonly<Record<string, string>>;
+  /** End the connection after the answer: the request's body was not read to its end. */
+  readonly close?: boolean;
 }
 
 /**
@@ -36,9 +38,20 @@ export function reject(ctx: RouteContext, res: HttpResponse, err: unknown, opts:
   const e = err instanceof PgfeedError ? err : failedQuery(ctx, err);
   ctx.metrics.rejected.inc({ code: e.code });
   if (opts.stream && isUnavailable(e.code)) return askToRetry(res, e.code, e.message, ctx.retryMs);
-  const headers = isUnavailable(e.code) ? { 'Retry-After': String(retryAfterS()), ...opts.headers } : opts.headers;
+  const headers = isUnavailable(e.code) ? { 'Retry-After': String(retryAfterS()), ...opts.headers }
+    : STATUS[e.code].startsWith('401') ? { 'WWW-Authenticate': challenge(e.code), ...opts.headers }
+    : opts.headers;
   // A stopping daemon closes the connection, so the retry opens a new one (to another replica or its successor).
-  sendError(res, e, e instanceof CursorError ? e.detail : {}, headers, e.code === 'shutting_down');
+  sendError(res, e, e instanceof CursorError ? e.detail : {}, headers, e.code === 'shutting_down' || opts.close === true);
+}
+
+/**
+ * The RFC 6750 challenge of a 401: no error when no credential came (the
+ * client did not know one is needed), invalid_token when one was refused.
+ */
+function challenge(code: ErrorCode): string {
+  if (code === 'missing_token') return 'Bearer realm="pgfeed"';
+  return `Bearer realm="pgfeed", error="invalid_token", error_description="${code}"`;
 }
 
 /**

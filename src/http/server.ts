@@ -5,6 +5,7 @@ import type { RouteContext } from './context.js';
 import { eventsRoute } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
 import { reject } from './reject.js';
+import { ticketsRoute } from './tickets-route.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 
 /**
@@ -29,7 +30,13 @@ export function createApp(ctx: RouteContext): TemplatedApp {
     if (bytes <= MAX_HEADER_BYTES) return handler(res, req);
     reject(ctx, res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
   };
-  return uWS.App()
+  const app = uWS.App();
+  // Only with authentication on: without it there is nothing to mint a ticket with, and the path stays a 405 as before.
+  if (ctx.auth) {
+    app.post('/v1/tickets', bounded(ticketsRoute(ctx, ctx.auth)))
+      .any('/v1/tickets', (res) => reject(ctx, res, new PgfeedError('method_not_allowed', 'POST /v1/tickets mints a ticket; no other method is served there.'), { headers: { Allow: 'POST' } }));
+  }
+  return app
     .get('/v1/events', bounded(eventsRoute(ctx)))
     .get('/v1/changes', bounded(changesRoute(ctx)))
     .get('/healthz', bounded(healthzRoute()))

@@ -1,3 +1,4 @@
+import type { Access } from '../auth/auth.js';
 import type { Subscription } from '../feed/feed.js';
 import { PING_FRAME } from '../feed/frame.js';
 import type { Sink } from '../feed/sink.js';
@@ -5,6 +6,15 @@ import type { Sink } from '../feed/sink.js';
 export interface OpenStream {
   readonly sink: Sink;
   readonly sub: Subscription;
+  /** Who the stream was admitted for, when authentication is on (its subject and token expiry). */
+  readonly access?: Access;
+}
+
+/** A waiting long-poll. */
+export interface OpenPoll {
+  /** Answers it now with what it has (nothing). */
+  finish(): void;
+  readonly access?: Access;
 }
 
 /**
@@ -14,7 +24,7 @@ export interface OpenStream {
  */
 export class Streams {
   readonly sse = new Set<OpenStream>();
-  readonly polls = new Set<{ finish(): void }>();
+  readonly polls = new Set<OpenPoll>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
