@@ -51,6 +51,20 @@ function channel(raw: string): string {
   return raw;
 }
 
+/** `30s`, `12h`, `7d` (also `m`) in seconds; `off` is 0: no age rule. */
+function duration(raw: string): number {
+  if (raw === 'off') return 0;
+  const m = /^([1-9]\d{0,8})(s|m|h|d)$/.exec(raw);
+  if (!m) throw new Error('must be a duration such as 30s, 15m, 12h or 7d, or off');
+  return Number(m[1]) * { s: 1, m: 60, h: 3_600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** A positive row count; `off` is 0: no row rule. */
+function rowCount(raw: string): number {
+  if (raw === 'off') return 0;
+  return int(1, Number.MAX_SAFE_INTEGER)(raw);
+}
+
 const bool = (raw: string): boolean => {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
@@ -80,6 +94,10 @@ export const SETTINGS = {
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
   embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
+  retention: { env: 'PGFEED_RETENTION', flag: '--retention', doc: 'prune events older than this (30s, 12h, 7d) or off; unset, this daemon leaves the database\'s rules and does not prune (docs/retention.md)', default: null as number | null, parse: duration },
+  retentionRows: { env: 'PGFEED_RETENTION_ROWS', flag: '--retention-rows', doc: 'prune events once this many newer seqs exist, or off; unset as for --retention', default: null as number | null, parse: rowCount },
+  pruneIntervalMs: { env: 'PGFEED_PRUNE_INTERVAL_MS', flag: '--prune-interval-ms', doc: 'how often a pruning daemon starts a pass', default: 10_000, parse: int(100, 86_400_000) },
+  pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 5_000, parse: int(1, 1_000_000) },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

@@ -14,6 +14,7 @@ import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
+import { Pruner } from './pruner.js';
 
 /**
  * One pgfeed daemon: the listener, the shared tail, the hub and the HTTP
@@ -25,6 +26,7 @@ export class Daemon {
   readonly hub = new Hub();
   readonly tail: Tail;
   readonly listener: Listener;
+  readonly pruner: Pruner;
   private server?: HttpServer;
   private streams?: Streams;
   private closing = false;
@@ -39,6 +41,7 @@ export class Daemon {
     this.pool.on('error', (err) => log.warn({ err: err.message }, 'query connection lost'));
     this.tail = new Tail(this.pool, this.hub, this.metrics, log, config);
     this.listener = new Listener(url, config.channel, () => this.tail.wake(), log, this.metrics);
+    this.pruner = new Pruner(this.pool, config, this.metrics, log);
     this.metrics.readNotifyQueueWith(notifyQueueReader(this.pool, this.metrics));
   }
 
@@ -50,6 +53,7 @@ export class Daemon {
     await checkSettings(this.pool, { channel: this.config.channel, notify: this.config.notify });
     await this.tail.start();
     await this.listener.start();
+    await this.pruner.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
     const feed = new Feed(
       {
@@ -111,6 +115,7 @@ export class Daemon {
     // reconnect. Waiting for them to close these first was measured to buy
     // nothing: a restart on the same port binds at once either way.
     this.streams?.endAll();
+    await this.pruner.close();
     await this.tail.close();
     await this.listener.close();
     await this.pool.end().catch(() => {});

@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   shutting_down: 'The daemon is shutting down. Reconnect; another replica or the restarted daemon will resume your cursor.',
   database_unavailable: 'The database is not reachable right now. Retry shortly.',
   internal: 'A query failed for a reason other than the connection, which retrying will not mend. The daemon logged it at level error with its SQLSTATE; tell its operator.',
+  invalid_since: 'since must be an RFC 3339 date-time with an offset, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00.',
+  conflicting_cursors: 'Give since or after, not both: each says where the stream starts.',
   // start-up errors
   invalid_config: 'A configuration value or command-line argument is invalid; pgfeed <command> --help shows the usage.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',

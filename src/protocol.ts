@@ -35,6 +35,12 @@ export interface ChangesPage {
   readonly events: readonly ChangeEvent[];
   readonly next: string | null;
   readonly has_more: boolean;
+  /**
+   * Present only when retention removed events after the cursor before this
+   * page could read them: `events` is empty, `next` null, and the client
+   * starts over (after=0, or a since=). As pgfeed.reset on a stream.
+   */
+  readonly reset?: ControlEvents['pgfeed.reset'];
 }
 
 /** The body of every error response. */
@@ -103,8 +109,9 @@ export function changeEventJson(row: ChangeRow): string {
 }
 
 /** A ChangesPage from events already encoded by changeEventJson. */
-export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean): string {
-  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore}}`;
+export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean, reset?: ControlEvents['pgfeed.reset']): string {
+  const tail = reset ? `,"reset":${JSON.stringify(reset)}` : '';
+  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore}${tail}}`;
 }
 
 /** One SSE event. `data` must be one line (JSON is). */

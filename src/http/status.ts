@@ -27,6 +27,8 @@ export const STATUS: Record<ErrorCode, string> = {
   migration_failed: '500 Internal Server Error',
   database_too_new: '500 Internal Server Error',
   settings_mismatch: '500 Internal Server Error',
+  invalid_since: '400 Bad Request',
+  conflicting_cursors: '400 Bad Request',
 };
 
 /** `close`: end the connection after this response (uWS then sends `Connection: close`). */
