@@ -32,6 +32,18 @@ export async function positionOf(db: Pick<pg.Pool, 'query'>, seq: number, projec
   return { kind: 'unknown' };
 }
 
+/** The since= lookup; exported so a test can check its plan. */
+export const POSITION_AT_SQL = `SELECT c.xid::text AS xid, c.seq::text AS seq, p.expired, p.earliest::text AS earliest
+     FROM (SELECT $1::timestamptz AS at) t
+     LEFT JOIN LATERAL (
+       SELECT x.xid, x.seq FROM pgfeed.change_log x WHERE x.created_at >= t.at ORDER BY x.created_at, x.xid, x.seq LIMIT 1
+     ) c ON true
+     LEFT JOIN LATERAL (
+       SELECT true AS expired,
+              (SELECT e.seq FROM pgfeed.change_log e WHERE e.project = $2 AND (e.xid, e.seq) > (m.xid, m.seq) ORDER BY e.xid, e.seq LIMIT 1) AS earliest
+       FROM pgfeed.pruned m WHERE m.project = $2 AND m.max_at >= t.at
+     ) p ON true`;
+
 export type TimeLookup =
   | { readonly kind: 'found'; readonly pos: Position }
   | { readonly kind: 'none' }
@@ -48,16 +60,7 @@ export type TimeLookup =
  */
 export async function positionAt(db: Pick<pg.Pool, 'query'>, at: string, project: string): Promise<TimeLookup> {
   const { rows } = await db.query<{ xid: string | null; seq: string | null; expired: boolean | null; earliest: string | null }>(
-    `SELECT c.xid::text AS xid, c.seq::text AS seq, p.expired, p.earliest::text AS earliest
-     FROM (SELECT $1::timestamptz AS at) t
-     LEFT JOIN LATERAL (
-       SELECT x.xid, x.seq FROM pgfeed.change_log x WHERE x.created_at >= t.at ORDER BY x.created_at, x.xid, x.seq LIMIT 1
-     ) c ON true
-     LEFT JOIN LATERAL (
-       SELECT true AS expired,
-              (SELECT e.seq FROM pgfeed.change_log e WHERE e.project = $2 AND (e.xid, e.seq) > (m.xid, m.seq) ORDER BY e.xid, e.seq LIMIT 1) AS earliest
-       FROM pgfeed.pruned m WHERE m.project = $2 AND m.max_at >= t.at
-     ) p ON true`,
+    POSITION_AT_SQL,
     [at, project],
   );
   const r = rows[0];
