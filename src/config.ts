@@ -97,7 +97,7 @@ export const SETTINGS = {
   retention: { env: 'PGFEED_RETENTION', flag: '--retention', doc: 'prune events older than this (30s, 12h, 7d) or off; unset, this daemon leaves the database\'s rules and does not prune (docs/retention.md)', default: null as number | null, parse: duration },
   retentionRows: { env: 'PGFEED_RETENTION_ROWS', flag: '--retention-rows', doc: 'prune events once this many newer seqs exist, or off; unset as for --retention', default: null as number | null, parse: rowCount },
   pruneIntervalMs: { env: 'PGFEED_PRUNE_INTERVAL_MS', flag: '--prune-interval-ms', doc: 'how often a pruning daemon starts a pass', default: 10_000, parse: int(100, 86_400_000) },
-  pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 5_000, parse: int(1, 1_000_000) },
+  pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 2_000, parse: int(1, 1_000_000) },
 } satisfies Record<string, Setting<unknown>>;
 
 type Settings = typeof SETTINGS;

@@ -4,6 +4,9 @@ import { pruneStep, readRetention, writeRetention, type RetentionRules } from '.
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
+/** The pause after a step, in multiples of the step's duration. */
+const PAUSE_PER_STEP = 3;
+
 export interface PrunerOptions {
   /** Seconds; 0 clears the rule; null leaves the database's rule. */
   readonly retention: number | null;
@@ -16,9 +19,11 @@ export interface PrunerOptions {
  * Retention in a daemon configured with it: it writes its rules to
  * pgfeed.retention (where `SELECT pgfeed.prune()` by hand reads them too),
  * then runs a pass every interval. A pass is steps of at most
- * `pruneStepRows` rows, each its own short transaction, with a pause as long
- * as the step took between them, so pruning takes at most about half of one
- * connection's time and never holds the horizon back for more than a step.
+ * `pruneStepRows` rows, each its own short transaction, with a pause of
+ * PAUSE_PER_STEP times as long as the step took between them, so pruning
+ * takes about a quarter of one connection's time (on a 2-core server, half
+ * of it cost the writers a quarter of their throughput: bench/README.md) and
+ * never holds the horizon back for more than a step.
  * Replicas take turns through the advisory lock pgfeed.prune() takes.
  */
 export class Pruner {
@@ -68,7 +73,7 @@ export class Pruner {
         if (!n) break; // done, or another replica prunes
         total += n;
         this.metrics.prunedRows.inc(n);
-        await new Promise((r) => setTimeout(r, took));
+        await new Promise((r) => setTimeout(r, took * PAUSE_PER_STEP));
       }
       if (total) this.log.info({ rows: total }, 'pruned');
     } catch (err) {
