@@ -41,7 +41,7 @@ t.test('all well: every check passes, exit 0', async (t) => {
     t.ok(c.detail.length > 0, 'a detail');
   }
   t.match(checks[1].detail, /^PostgreSQL \d+/);
-  t.match(checks.find((c) => c.check === 'retention')!.detail, /^not configured \(not available in this version\)/);
+  t.match(checks.find((c) => c.check === 'retention')!.detail, /^not configured: change_log keeps every event/);
   const human = await runCli(['doctor'], env);
   t.equal(human.code, 0);
   t.match(human.stdout, /^✓ connection: /);
