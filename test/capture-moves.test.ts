@@ -131,7 +131,7 @@ t.test('migration 002 brings tables tracked under 001 along', async (t) => {
   await c.query(first.sql);
   await c.query(`CREATE TABLE items (id int PRIMARY KEY, tenant text); SELECT pgfeed.track('items', 'tenant');
     INSERT INTO items VALUES (1, 'a')`);
-  t.same(await migrate(url), ['002_moves_truncate.sql']);
+  t.same(await migrate(url), (await loadMigrations()).slice(1).map((m) => m.name), '002 and every later migration');
   await c.query(`UPDATE items SET tenant = 'b'`);
   await c.query(`TRUNCATE items`);
   const { rows } = await c.query<LogRow>(`SELECT project, type FROM pgfeed.change_log ${DELIVERY_ORDER}`);
