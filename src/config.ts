@@ -69,6 +69,20 @@ function cookieName(raw: string): string {
   return raw;
 }
 
+/** `30s`, `12h`, `7d` (also `m`) in seconds; `off` is 0: no age rule. */
+function duration(raw: string): number {
+  if (raw === 'off') return 0;
+  const m = /^([1-9]\d{0,8})(s|m|h|d)$/.exec(raw);
+  if (!m) throw new Error('must be a duration such as 30s, 15m, 12h or 7d, or off');
+  return Number(m[1]) * { s: 1, m: 60, h: 3_600, d: 86_400 }[m[2] as 's' | 'm' | 'h' | 'd'];
+}
+
+/** A positive row count; `off` is 0: no row rule. */
+function rowCount(raw: string): number {
+  if (raw === 'off') return 0;
+  return int(1, Number.MAX_SAFE_INTEGER)(raw);
+}
+
 const bool = (raw: string): boolean => {
   if (raw === 'true' || raw === '1') return true;
   if (raw === 'false' || raw === '0') return false;
@@ -114,6 +128,10 @@ export const SETTINGS = {
   expiryWarningMs: { env: 'PGFEED_EXPIRY_WARNING_MS', flag: '--expiry-warning-ms', doc: 'how long before its token expires a stream gets pgfeed.expiring', default: 60_000, parse: int(0, 86_400_000) },
   maxStreamsPerSubject: { env: 'PGFEED_MAX_STREAMS_PER_SUBJECT', flag: '--max-streams-per-subject', doc: 'open streams and long-polls one token subject may hold on this daemon (429 subject_over_limit; an EventSource is asked to retry)', default: 100, parse: int(1, 1_000_000) },
   operatorToken: { env: 'PGFEED_OPERATOR_TOKEN', flag: '--operator-token', doc: 'bearer token that /metrics and the /readyz detail require (at least 32 bytes); empty: they are open', default: '', parse: secret },
+  retention: { env: 'PGFEED_RETENTION', flag: '--retention', doc: 'prune events older than this (30s, 12h, 7d) or off; unset, this daemon leaves the database\'s rules and does not prune (docs/retention.md)', default: null as number | null, parse: duration },
+  retentionRows: { env: 'PGFEED_RETENTION_ROWS', flag: '--retention-rows', doc: 'prune events once this many newer seqs exist, or off; unset as for --retention', default: null as number | null, parse: rowCount },
+  pruneIntervalMs: { env: 'PGFEED_PRUNE_INTERVAL_MS', flag: '--prune-interval-ms', doc: 'how often a pruning daemon starts a pass', default: 10_000, parse: int(100, 86_400_000) },
+  pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 2_000, parse: int(1, 1_000_000) },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */

@@ -19,6 +19,7 @@ import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
+import { Pruner } from './pruner.js';
 
 /** How often the NOTIFY queue is read for the log warning, besides each scrape: the warning must not depend on a scraper. */
 const NOTIFY_QUEUE_CHECK_MS = 10_000;
@@ -36,6 +37,7 @@ export class Daemon {
   readonly tail: Tail;
   readonly listener: Listener;
   readonly health: Health;
+  readonly pruner: Pruner;
   private server?: HttpServer;
   private queueTimer?: NodeJS.Timeout;
   private readonly readNotifyQueue: () => Promise<number>;
@@ -64,6 +66,7 @@ export class Daemon {
     this.health = new Health({ listener: this.listener, tail: this.tail }, config.horizonStallMs, this.metrics, log);
     this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));
     this.metrics.readNotifyQueueWith(this.readNotifyQueue);
+    this.pruner = new Pruner(this.pool, config, this.metrics, log);
   }
 
   get port(): number {
@@ -80,6 +83,7 @@ export class Daemon {
     }
     await this.tail.start();
     await this.listener.start();
+    await this.pruner.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
     const streams = this.streams;
     // Every open stream hears each transition once, in order with its data.
@@ -169,6 +173,7 @@ export class Daemon {
     this.streams?.endAll();
     clearInterval(this.queueTimer);
     this.health.close();
+    await this.pruner.close();
     await this.tail.close();
     await this.listener.close();
     this.auth?.close();

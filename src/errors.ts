@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   subject_over_limit: 'The token\'s subject has as many open streams on this daemon as it may. Close one, or retry after the Retry-After delay.',
   invalid_ticket_request: 'The body must be a JSON object {"project": "<name>", "types": ["<pattern>", ...]} (types optional).',
   body_too_large: 'The request body is too large (at most 4 KiB).',
+  invalid_since: 'since must be an RFC 3339 date-time with an offset, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00.',
+  conflicting_cursors: 'Give since or after, not both: each says where the stream starts.',
   // start-up errors
   invalid_config: 'A configuration value or command-line argument is invalid; pgfeed <command> --help shows the usage.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',

@@ -34,8 +34,13 @@ export interface Filter {
   readonly types: readonly string[];
 }
 
-/** A cursor as a client gives it: the start of history, the head, or an event's seq. */
-export type Cursor = { readonly kind: 'start' } | { readonly kind: 'now' } | { readonly kind: 'seq'; readonly seq: number };
+/** A cursor as a client gives it: the start of history, the head, an event's seq, or a time. */
+export type Cursor =
+  | { readonly kind: 'start' }
+  | { readonly kind: 'now' }
+  | { readonly kind: 'seq'; readonly seq: number }
+  /** `since=`: an RFC 3339 time, as given (Postgres reads it, to the microsecond). */
+  | { readonly kind: 'since'; readonly at: string };
 
 // ChangeRow lives with its encoder in protocol.ts, whose typings a browser
 // build of pgfeed/client reads without Node's.
@@ -62,4 +67,12 @@ export interface Batch {
   readonly held?: boolean;
   /** When the server that answered started (pg_postmaster_start_time, epoch ms): a horizon holds only within one server run. */
   readonly started: number;
+  /** The pruned mark the read saw (its project's, or the global one for the tail): every row at or below it is gone. START: none. */
+  readonly pruned: Position;
+  /**
+   * Set when retention removed rows after the read's position before it ran
+   * (the mark passed it): the rows returned then follow a gap. `earliest`:
+   * the project's first retained event (filtered reads only), or null.
+   */
+  readonly reset: { readonly earliest: number | null } | null;
 }

@@ -27,6 +27,10 @@ export function createMetrics() {
     slowClosed: new client.Counter({ name: 'pgfeed_slow_streams_closed_total', help: 'Streams closed after making no progress for the slow-client timeout', registers: [registry] }),
     queryFailures: new client.Counter({ name: 'pgfeed_query_failures_total', help: 'Failed queries of the read path, by query and cause (unreachable: the database; other: a fault retrying cannot mend)', labelNames: ['query', 'cause'] as const, registers: [registry] }),
     rejected: new client.Counter({ name: 'pgfeed_requests_rejected_total', help: 'Requests answered with an error, by code', labelNames: ['code'] as const, registers: [registry] }),
+    streamsReset: new client.Counter({ name: 'pgfeed_streams_reset_total', help: 'Streams and polls told pgfeed.reset: retention removed events they still needed', registers: [registry] }),
+    prunedRows: new client.Counter({ name: 'pgfeed_pruned_rows_total', help: 'change_log rows this daemon pruned', registers: [registry] }),
+    pruneSeconds: new client.Histogram({ name: 'pgfeed_prune_step_seconds', help: 'Duration of one pruning step (one transaction)', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1], registers: [registry] }),
+    tailGaps: new client.Counter({ name: 'pgfeed_tail_pruned_gaps_total', help: 'Times retention removed rows before the shared tail read them; live streams then re-read from their own position', registers: [registry] }),
     // Read when scraped: one cheap query per scrape, none between scrapes.
     notifyQueue: new client.Gauge({
       name: 'pgfeed_notify_queue_usage',

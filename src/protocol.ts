@@ -37,6 +37,12 @@ export interface ChangesPage {
   readonly has_more: boolean;
   /** Why delivery is delayed at the time of the answer, oldest condition first; empty when it is not. */
   readonly degraded: readonly DegradedDetail[];
+  /**
+   * Present only when retention removed events after the cursor before this
+   * page could read them: `events` is empty, `next` null, and the client
+   * starts over (after=0, or a since=). As pgfeed.reset on a stream.
+   */
+  readonly reset?: ControlEvents['pgfeed.reset'];
 }
 
 /** The body of `POST /v1/tickets`: `/v1/events?project=…&ticket=<ticket>` accepts it once, until `expires_at` (RFC 3339). */
@@ -115,8 +121,9 @@ export function changeEventJson(row: ChangeRow): string {
 }
 
 /** A ChangesPage from events already encoded by changeEventJson. */
-export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean, degraded: readonly DegradedDetail[]): string {
-  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore},"degraded":${JSON.stringify(degraded)}}`;
+export function changesPageJson(events: readonly string[], next: string | null, hasMore: boolean, degraded: readonly DegradedDetail[], reset?: ControlEvents['pgfeed.reset']): string {
+  const tail = reset ? `,"reset":${JSON.stringify(reset)}` : '';
+  return `{"events":[${events.join(',')}],"next":${next === null ? 'null' : JSON.stringify(next)},"has_more":${hasMore},"degraded":${JSON.stringify(degraded)}${tail}}`;
 }
 
 /** One SSE event. `data` must be one line (JSON is). */

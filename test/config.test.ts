@@ -175,3 +175,20 @@ t.test("loadCommandLine: a command's own flags and its arguments, between the se
   t.throws(() => loadCommandLine(['--nope'], {}, [], own, 'pgfeed track --help'), { code: 'invalid_config', message: /unknown option --nope; see pgfeed track --help/ });
   t.throws(() => loadConfig(['orders'], {}), { code: 'invalid_config', message: /unexpected argument "orders"/ }, 'loadConfig takes no argument');
 });
+
+t.test('retention: a duration in one unit or off; a row count or off; unset is null (the database keeps its rules)', async (t) => {
+  const c = (env: Record<string, string>) => loadConfig([], env).config;
+  t.equal(c({}).retention, null);
+  t.equal(c({}).retentionRows, null);
+  t.equal(c({ PGFEED_RETENTION: '30s' }).retention, 30);
+  t.equal(c({ PGFEED_RETENTION: '15m' }).retention, 900);
+  t.equal(c({ PGFEED_RETENTION: '12h' }).retention, 43_200);
+  t.equal(c({ PGFEED_RETENTION: '7d' }).retention, 604_800);
+  t.equal(c({ PGFEED_RETENTION: 'off' }).retention, 0, 'off clears the rule');
+  t.equal(loadConfig(['--retention-rows', '1000000'], {}).config.retentionRows, 1_000_000);
+  t.equal(c({ PGFEED_RETENTION_ROWS: 'off' }).retentionRows, 0);
+  for (const bad of ['7', '7 days', '0d', '1w', '-1h', '1.5h', '']) {
+    t.throws(() => c({ PGFEED_RETENTION: bad }), { code: 'invalid_config', message: /PGFEED_RETENTION must be a duration/ }, JSON.stringify(bad));
+  }
+  t.throws(() => c({ PGFEED_RETENTION_ROWS: '0' }), { code: 'invalid_config' });
+});

@@ -7,7 +7,7 @@ import { listTracked, type TrackedRow } from './tracked.js';
 /**
  * What `pgfeed doctor` finds: one finding per check, each saying what is
  * wrong and what to do. A check whose subject cannot be wrong for pgfeed
- * (wal_level, retention in this version) is reported as ok, with the fact.
+ * (wal_level, retention) is reported as ok, with the fact.
  */
 export interface Check {
   /** A stable name, for monitoring: `xmin_horizon`, `triggers:public.orders`. */
@@ -168,7 +168,17 @@ async function changeLog(db: pg.Client): Promise<Check> {
   return ok('change_log', `${size}, ${count}, ${oldest}`);
 }
 
-const RETENTION: Check = ok('retention', 'not configured (not available in this version): change_log keeps every event');
+/** The rules pgfeed.prune() reads, and how far pruning got. Never a failure: keeping every event is a choice. */
+async function retention(db: pg.Client): Promise<Check> {
+  const { rows } = await db.query<{ max_age: string | null; max_rows: string | null; pruned: string; through: string }>(
+    `SELECT r.max_age::text AS max_age, r.max_rows::text AS max_rows, r.pruned_xid::text || ':' || r.pruned_seq AS pruned, s.pruned_through::text AS through
+     FROM pgfeed.retention r, pgfeed.settings s`,
+  );
+  const r = rows[0];
+  const rules = [r.max_age && `older than ${r.max_age}`, r.max_rows && `once ${r.max_rows} newer seqs exist`].filter(Boolean);
+  if (!rules.length) return ok('retention', 'not configured: change_log keeps every event (PGFEED_RETENTION, PGFEED_RETENTION_ROWS)');
+  return ok('retention', `events are pruned ${rules.join(' or ')}; pruned up to position ${r.pruned}, seqs up to ${r.through}`);
+}
 
 const TRIGGERS = ['pgfeed_capture_insert', 'pgfeed_capture_update', 'pgfeed_capture_delete', 'pgfeed_capture_truncate'];
 
@@ -258,6 +268,6 @@ export async function diagnose(db: pg.Client, o: DiagnoseOptions): Promise<Check
   const m = await guarded('migrations', () => migrations(db));
   if ('ok' in m) return [...checks, m];
   checks.push(m.check);
-  if (m.migrated) checks.push(await guarded('change_log', () => changeLog(db)), RETENTION, ...[await guarded('tracked_tables', () => trackedTables(db))].flat());
+  if (m.migrated) checks.push(await guarded('change_log', () => changeLog(db)), await guarded('retention', () => retention(db)), ...[await guarded('tracked_tables', () => trackedTables(db))].flat());
   return checks;
 }

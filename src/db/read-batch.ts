@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import type { Batch, ChangeRow, Filter, Position } from '../interfaces.js';
-import { comparePositions, horizonPosition, maxPosition } from '../position.js';
+import { comparePositions, horizonPosition, isAfter, maxPosition, START } from '../position.js';
 
 export const BATCH_SIZE = 512;
 
@@ -43,9 +43,20 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
   // Which server run answered: see Tail.noticeRestart and Subscriber.pump.
-  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${STARTED_MS} AS started, c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
+  // The pruned mark, read in the same snapshot as the rows: a read that sees
+  // rows after its position deleted also sees the mark that says so. A
+  // project's read checks its project's mark only; the tail checks the
+  // global one. `earliest` is looked up only when the mark has passed the position.
+  const mark = byProject
+    ? `SELECT p.xid, p.seq, CASE WHEN (p.xid, p.seq) > ($1::text::xid8, $2::bigint) THEN
+         (SELECT e.seq FROM pgfeed.change_log e WHERE e.project = $4 AND (e.xid, e.seq) > (p.xid, p.seq) ORDER BY e.xid, e.seq LIMIT 1)
+       END AS earliest FROM pgfeed.pruned p WHERE p.project = $4`
+    : 'SELECT r.pruned_xid AS xid, r.pruned_seq AS seq, NULL::bigint AS earliest FROM pgfeed.retention r';
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${STARTED_MS} AS started, m.xid::text AS pruned_xid, m.seq::text AS pruned_seq, m.earliest::text AS earliest,
+      c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
+    LEFT JOIN LATERAL (${mark}) m ON true
     LEFT JOIN LATERAL (
       SELECT * FROM pgfeed.change_log c WHERE ${where.join(' AND ')}
       ORDER BY c.xid, c.seq LIMIT $3
@@ -58,6 +69,9 @@ interface RawRow {
   horizon: string;
   held: boolean;
   started: number;
+  pruned_xid: string | null;
+  pruned_seq: string | null;
+  earliest: string | null;
   seq: string | null;
   xid: string;
   project: string;
@@ -105,7 +119,11 @@ export async function readBatch(
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
   const covered = full ? last : maxPosition(last, horizonPosition(horizon));
-  return { rows: out, horizon, covered, full, held: rows[0].held, started: rows[0].started };
+  const head = rows[0];
+  const pruned = head.pruned_xid === null ? START : { xid: Number(head.pruned_xid), seq: Number(head.pruned_seq) };
+  // After START means from the start of retained history: nothing is missed there.
+  const reset = comparePositions(after, START) !== 0 && isAfter(pruned, after) ? { earliest: head.earliest === null ? null : Number(head.earliest) } : null;
+  return { rows: out, horizon, covered, full, held: head.held, started: head.started, pruned, reset };
 }
 
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */

@@ -37,7 +37,8 @@ export class Catchup {
     const p = this.slot(async () => {
       this.metrics.queries.inc({ kind: 'catchup' });
       const batch = await namedQuery(this.metrics, 'catchup', this.reads.project(filter.project, (db) => readBatch(db, pos, filter, limit)));
-      return { events: batch.rows.map(encodeEvent), horizon: batch.horizon, covered: batch.covered, full: batch.full, started: batch.started };
+      const { rows, ...rest } = batch;
+      return { ...rest, events: rows.map(encodeEvent) };
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;

@@ -21,6 +21,8 @@ export interface FeedSettings {
 export interface Page {
   readonly events: readonly FeedEvent[];
   readonly hasMore: boolean;
+  /** Retention removed events after the position before they could be read: the page is empty, and the client must start over. */
+  readonly reset?: { readonly earliest: number | null };
 }
 
 /** An open stream: its state (a paused one has frames queued) and how to stop it. */
@@ -70,6 +72,10 @@ export class Feed {
     const remembered = this.fromRing(pos, filter, limit + 1);
     if (remembered && remembered.length > limit) return { events: remembered.slice(0, limit), hasMore: true };
     const batch = await this.deps.catchup.read(pos, filter, limit);
+    if (batch.reset) {
+      this.deps.metrics.streamsReset.inc();
+      return { events: [], hasMore: false, reset: batch.reset };
+    }
     return { events: batch.events, hasMore: batch.full };
   }
 
@@ -93,6 +99,13 @@ export class Feed {
     const receiver: Receiver = {
       project: filter.project,
       receive: (events) => offer(events.filter((e) => isAfter(e.pos, pos) && takes(e))),
+      // The tail's pushes have a gap: answer empty, as at the deadline; the
+      // next poll reads from its cursor and learns whether events were lost.
+      rewind: () => {
+        if (!waiting) return;
+        stop();
+        deliver({ events: [], hasMore: false });
+      },
     };
     this.deps.hub.add(receiver);
     // The tail may have passed pos between the caller's page and registering: look once more.

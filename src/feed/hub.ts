@@ -4,6 +4,8 @@ import type { FeedEvent } from '../interfaces.js';
 export interface Receiver {
   readonly project: string;
   receive(events: readonly FeedEvent[]): void;
+  /** The tail's pushes have a gap (retention removed rows before the tail read them): check from your own position. */
+  rewind?(): void;
 }
 
 /**
@@ -40,6 +42,11 @@ export class Hub {
       // Copy: a receiver may remove itself (or others) while receiving.
       for (const r of [...this.byProject.get(project)!]) r.receive(group);
     }
+  }
+
+  /** Tells every receiver that the pushes so far do not cover what the tail skipped. */
+  rewind(): void {
+    for (const set of [...this.byProject.values()]) for (const r of [...set]) r.rewind?.();
   }
 
   get size(): number {

@@ -1,7 +1,8 @@
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { isUnreachable, queryFailure } from '../db/query-errors.js';
 import type { FeedEvent, Filter, Position } from '../interfaces.js';
-import { comparePositions, isAfter, maxPosition } from '../position.js';
+import { comparePositions, formatPosition, isAfter, maxPosition } from '../position.js';
+import { controlFrame } from './frame.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { Catchup, CatchupBatch } from './catchup.js';
@@ -211,6 +212,9 @@ export class Subscriber implements Receiver {
           continue;
         }
         if (this.state !== 'catching_up') return;
+        // Retention removed rows after the position before this read ran:
+        // delivering what follows would skip them without a word.
+        if (batch.reset) return this.reset(batch.reset.earliest);
         // A full batch means more to read: fetch the next one while this one is written.
         if (batch.full) {
           const next = catchup.read(batch.covered, this.filter);
@@ -247,6 +251,24 @@ export class Subscriber implements Receiver {
       // Its start is a real row, so the position stays one.
       if (!isAfter(tail.ring.start, batch.covered)) this.pos = maxPosition(this.pos, tail.ring.start);
     }
+  }
+
+  /**
+   * The tail skipped rows that retention removed before it read them (hub.ts):
+   * a live stream reads on from its own position, where its own read tells
+   * whether its project lost any. Other states read from Postgres anyway.
+   */
+  rewind(): void {
+    if (this.state !== 'live') return;
+    this.setState('catching_up');
+    void this.pump();
+  }
+
+  /** Events the stream still needed are gone: it says so and ends; a resume from its position gets 410. */
+  private reset(earliest: number | null): void {
+    this.deps.metrics.streamsReset.inc();
+    this.deps.log.info({ project: this.project, position: formatPosition(this.pos), earliest }, 'retention passed a stream\'s position; ending it with pgfeed.reset');
+    this.signal(controlFrame('pgfeed.reset', { earliest: earliest === null ? null : String(earliest) }), true);
   }
 
   /** Waits, without reading, until the tail reads from the server run that started at `started` (bounded). */

@@ -4,7 +4,7 @@ import type { Position } from '../interfaces.js';
 import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
 import type { ReadScope } from '../db/row-security.js';
-import { horizonPosition, START } from '../position.js';
+import { formatPosition, horizonPosition, maxPosition, START } from '../position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { encodeEvent } from './frame.js';
@@ -131,6 +131,7 @@ export class Tail {
         this.again = true; // read again at once, from the last row
         return;
       }
+      if (batch.reset) this.skipPruned(batch.pruned);
       const events = batch.rows.map(encodeEvent);
       for (const ev of events) this.ring.push(ev);
       if (events.length) this.lastRowPos = events[events.length - 1].pos;
@@ -142,6 +143,8 @@ export class Tail {
       }
       this.metrics.ringEvents.set(this.ring.size);
       this.metrics.ringBytes.set(this.ring.bytes);
+      // After the head moved: a stream at or past the old head must not take it for caught up.
+      if (batch.reset) this.hub.rewind();
       this.hub.publish(events);
     } while (batch.full && !this.closed);
     this.trackHorizon(batch.held === true);
@@ -158,6 +161,21 @@ export class Tail {
     this.startedAt = started;
     this.headPos = this.lastRowPos;
     return true;
+  }
+
+  /**
+   * Retention removed rows after the head before the tail read them (a row
+   * rule can prune a big transaction while the tail is still reading it).
+   * The ring restarts at the mark, so no one is served across the gap from
+   * memory, and live streams read on from their own positions: their reads
+   * check their project's mark, so only a stream that lost events is reset.
+   */
+  private skipPruned(mark: Position): void {
+    this.metrics.tailGaps.inc();
+    this.log.warn({ head: formatPosition(this.headPos), pruned: formatPosition(mark) }, 'retention removed rows before the tail read them; live streams re-read from their positions');
+    this.ring = new Ring(this.opts.ringEvents, this.opts.ringBytes, mark);
+    // The mark was a committed row: a position safe to keep (interfaces.ts, "last row").
+    this.lastRowPos = maxPosition(this.lastRowPos, mark);
   }
 
   private trackHorizon(held: boolean): void {

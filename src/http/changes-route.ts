@@ -79,6 +79,10 @@ function longPoll(ctx: RouteContext, res: HttpResponse, admitted: Admitted<PollP
 }
 
 function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor): void {
+  if (page.reset) {
+    const earliest = page.reset.earliest === null ? null : String(page.reset.earliest);
+    return sendJson(res, '200 OK', changesPageJson([], null, false, ctx.health.conditions(), { earliest }));
+  }
   ctx.metrics.delivered.inc(page.events.length);
   const last = page.events[page.events.length - 1];
   // The last event's seq, not the largest: seqs are not monotonic.

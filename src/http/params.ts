@@ -46,13 +46,33 @@ function parseSeq(raw: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-export function parseCursor(after: string | undefined, lastEventId: string): Cursor {
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|([+-])(\d{2}):(\d{2}))$/;
+
+/** An RFC 3339 date-time with its offset, every field in range (2026-02-30 is refused, not rolled over). */
+export function parseSince(raw: string): string {
+  const m = RFC3339.exec(raw);
+  if (!m) throw new PgfeedError('invalid_since');
+  const [y, mo, d, h, mi, s] = m.slice(1, 7).map(Number);
+  const days = new Date(Date.UTC(y, mo, 0)).getUTCDate();
+  const offsetOk = m[9] === undefined || (Number(m[10]) <= 23 && Number(m[11]) <= 59);
+  if (y < 1 || mo < 1 || mo > 12 || d < 1 || d > days || h > 23 || mi > 59 || s > 59 || !offsetOk) throw new PgfeedError('invalid_since');
+  return raw;
+}
+
+export function parseCursor(after: string | undefined, lastEventId: string, since?: string): Cursor {
   // EventSource reconnects to the same URL, after= and all, and adds the
   // header: honouring after= then would replay from the start every time.
+  // since= likewise: it says where a fresh stream starts, and a reconnect
+  // resumes from its Last-Event-ID instead.
   if (lastEventId !== '') {
     const seq = parseSeq(lastEventId.trim());
     if (seq === null) throw new PgfeedError('invalid_last_event_id');
     return seq === 0 ? { kind: 'start' } : { kind: 'seq', seq };
+  }
+  if (since !== undefined) {
+    // Two starting points: refuse rather than pick one.
+    if (after !== undefined) throw new PgfeedError('conflicting_cursors');
+    return { kind: 'since', at: parseSince(since) };
   }
   if (after === undefined || after === '0') return { kind: 'start' };
   if (after === 'now') return { kind: 'now' };
@@ -86,19 +106,19 @@ function parseEventNames(raw: string | undefined): boolean {
 }
 
 export function parseStreamParams(query: string, lastEventId: string): EventsParams {
-  const q = parseQuery(query, ['project', 'after', 'types', 'event_names']);
+  const q = parseQuery(query, ['project', 'after', 'since', 'types', 'event_names']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
-    cursor: parseCursor(q.get('after'), lastEventId),
+    cursor: parseCursor(q.get('after'), lastEventId, q.get('since')),
     eventNames: parseEventNames(q.get('event_names')),
   };
 }
 
 export function parsePollParams(query: string): PollParams {
-  const q = parseQuery(query, ['project', 'after', 'types', 'limit', 'wait']);
+  const q = parseQuery(query, ['project', 'after', 'since', 'types', 'limit', 'wait']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
-    cursor: parseCursor(q.get('after'), ''),
+    cursor: parseCursor(q.get('after'), '', q.get('since')),
     limit: parseIntIn(q.get('limit'), 1, 512, 512, 'invalid_limit'),
     waitMs: parseIntIn(q.get('wait'), 0, 30, 0, 'invalid_wait') * 1000,
   };

@@ -41,6 +41,8 @@ export const STATUS: Record<ErrorCode, string> = {
   settings_mismatch: '500 Internal Server Error',
   row_security_mismatch: '500 Internal Server Error',
   database_not_migrated: '500 Internal Server Error',
+  invalid_since: '400 Bad Request',
+  conflicting_cursors: '400 Bad Request',
 };
 
 /** `close`: end the connection after this response (uWS then sends `Connection: close`). */

@@ -38,7 +38,7 @@ t.test('the environment does not write: showing never changes them', async (t) =
 t.test('migrate --json: the migrations applied and the settings written', async (t) => {
   const url = await emptyDatabase(t);
   let doc = jsonResult(t, await runCli(['migrate', '--json', '--channel', 'fresh'], { DATABASE_URL: url }));
-  t.same(doc, { applied: (await loadMigrations()).map((m) => m.name), written: { channel: 'fresh' } });
+  t.same(doc, { applied: (await loadMigrations()).map((m) => m.name), written: { channel: 'fresh' } }, 'every migration, in order');
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   t.teardown(() => c.end());

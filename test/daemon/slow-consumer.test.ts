@@ -5,19 +5,14 @@
 // its client resumes with Last-Event-ID, losing nothing.
 import t from 'tap';
 import { testDatabase } from '../harness/db.js';
-import { deliveryOrder, emit } from '../helpers/change-log.js';
+import { deliveryOrder, emit, emitBulk } from '../helpers/change-log.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 
-/** Writes `n` events of ~`padBytes` each, in commits of 1000. */
-async function bulk(project: string, n: number, padBytes: number): Promise<void> {
-  for (let done = 0; done < n; done += 1000) {
-    await db.pool.query(`SELECT pgfeed.emit($1, 'bulk', jsonb_build_object('i', g, 'pad', repeat('x', $2))) FROM generate_series(1, $3) g`, [project, padBytes, Math.min(1000, n - done)]);
-  }
-}
+const bulk = (project: string, n: number, padBytes: number) => emitBulk(db.pool, project, n, padBytes);
 
 t.test('a paused client gets all events in order when it resumes; memory stays bounded', async (t) => {
   // A small ring, so the paused client falls out of it and must resume from Postgres.

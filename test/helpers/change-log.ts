@@ -25,3 +25,10 @@ export async function emit(q: Queryable, project: string, type = 'tick', n = 1):
   for (let i = 0; i < n; i++) out.push(Number((await q.query(`SELECT pgfeed.emit($1, $2, jsonb_build_object('i', $3::int)) AS s`, [project, type, i])).rows[0].s));
   return out;
 }
+
+/** Writes `n` events of `type` with ~`padBytes` of data each, in commits of up to 1000 rows. */
+export async function emitBulk(q: Queryable, project: string, n: number, padBytes: number, type = 'bulk'): Promise<void> {
+  for (let done = 0; done < n; done += 1000) {
+    await q.query(`SELECT pgfeed.emit($1, $4, jsonb_build_object('i', g, 'pad', repeat('x', $2))) FROM generate_series(1, $3) g`, [project, padBytes, Math.min(1000, n - done), type]);
+  }
+}
