@@ -46,8 +46,13 @@ CREATE INDEX IF NOT EXISTS change_log_created_at ON pgfeed.change_log (created_a
 -- the rows removed (0: nothing to do), or NULL when another session is
 -- pruning (the advisory lock is per step, so one replica at a time prunes,
 -- and a step cut off by a crash rolls back whole).
+-- It runs as the log's owner (SECURITY DEFINER, with a search_path of its
+-- own), so that a daemon role that may only read the log can prune it, and
+-- row-level security, which binds that role's reads to one project, does not
+-- silently shrink its DELETE to nothing. Only roles granted EXECUTE may call
+-- it (docs/database-role.md).
 CREATE FUNCTION pgfeed.prune(step integer DEFAULT 5000) RETURNS bigint
-LANGUAGE plpgsql AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   r       pgfeed.retention;
   cutoff  timestamptz;
@@ -103,6 +108,8 @@ BEGIN
   SELECT count(*) INTO removed FROM gone;
   RETURN removed;
 END $$;
+
+REVOKE EXECUTE ON FUNCTION pgfeed.prune(integer) FROM PUBLIC;
 
 -- A whole pass by hand: steps until nothing is left to prune, each committed
 -- on its own, so the pass never holds the horizon back for longer than a step.

@@ -12,6 +12,8 @@ import { emit } from '../helpers/change-log.js';
 import { CLI, startDaemon } from '../helpers/daemon.js';
 import { runAs, scratchRoles, urlAs, ROLE_PASSWORD } from '../helpers/roles.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
+import { AUTH_ENV, token } from '../helpers/tokens.js';
+import { waitUntil } from '../helpers/wait.js';
 
 const doc = readFileSync(new URL('../../docs/database-role.md', import.meta.url), 'utf8');
 const [roles, grants, rowSecurity] = [...doc.matchAll(/```sql\n([^]*?)```/g)].map((m) => m[1]);
@@ -95,4 +97,36 @@ t.test('the daemon role cannot migrate, and a daemon without the row-security se
   await t.rejects(startDaemon(t, daemonUrl, { PGFEED_ROW_SECURITY: 'true' }), { message: /exited with 1[^]*permission denied/ }, 'serve that migrates (the default) stops at the first statement');
   await t.rejects(startDaemon(t, daemonUrl, { PGFEED_MIGRATE: 'false' }), { message: /exited with 2[^]*PGFEED_ROW_SECURITY=true/ }, 'serve without row security, for a role the policies bind');
   await t.rejects(startDaemon(t, urlOf('pgfeed_owner'), { PGFEED_ROW_SECURITY: 'true' }), { message: /exited with 2[^]*owns pgfeed.change_log/ }, 'serve with row security as the owner, whom no policy binds');
+});
+
+t.test('the daemon role prunes by its rules, and mints and redeems stream tickets', async (t) => {
+  const owner = urlOf('pgfeed_owner');
+  const count = async () => (await runAs(owner, `SELECT count(*)::int AS n FROM pgfeed.change_log`))[0].rows[0].n as number;
+  const client = { query: (sql: string, values?: unknown[]) => runAs(writer, sql, values).then((r) => r[0]) };
+  const written = await emit(client, 'acme', 'old', 3);
+  const before = await count();
+  const daemon = await startDaemon(t, daemonUrl, {
+    PGFEED_MIGRATE: 'false', PGFEED_ROW_SECURITY: 'true', PGFEED_RETENTION_ROWS: '2', PGFEED_PRUNE_INTERVAL_MS: '100', ...AUTH_ENV,
+  });
+  // The rule it was given is written (an UPDATE of pgfeed.retention), and pgfeed.prune() runs as the owner.
+  await waitUntil(async () => (await count()) <= 2, 10_000, 'the daemon to prune all but the newest two seqs');
+  t.ok(before > 2, `${before} rows before, at most 2 after`);
+  const gone = await getJson(`${daemon.base}/v1/changes?project=acme&after=${written[0]}`, { authorization: `Bearer ${await token({ projects: ['acme'] })}` });
+  t.equal(gone.status, 410, 'a cursor below the pruned position is expired');
+  t.equal(gone.body.error.code, 'cursor_expired');
+
+  const res = await fetch(`${daemon.base}/v1/tickets`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${await token({ projects: ['acme'] })}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ project: 'acme' }),
+  });
+  const minted = (await res.json()) as { ticket: string };
+  t.equal(res.status, 201, `a ticket is minted (an INSERT into pgfeed.tickets): ${JSON.stringify(minted)}`);
+  const { ticket } = minted;
+  const stream = await connectSse(`${daemon.base}/v1/events?project=acme&after=now&ticket=${encodeURIComponent(ticket)}`);
+  t.teardown(() => stream.close());
+  await stream.waitFor((c) => c.retry !== null, 5_000, 'the stream the ticket opens');
+  const [marker] = await emit(client, 'acme', 'marker');
+  await stream.waitFor((c) => c.seqs.includes(marker), 10_000, 'the marker on the ticket stream');
+  t.pass('the ticket was redeemed (an UPDATE of pgfeed.tickets) and its stream serves');
 });
