@@ -82,6 +82,13 @@ export const SETTINGS = {
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
 } satisfies Record<string, Setting<unknown>>;
 
+/**
+ * The environment of the commands that read a daemon instead of running one
+ * (`pgfeed tail`). They are not settings of serve, so they are not in
+ * SETTINGS, but they are known, so they are not refused as typos.
+ */
+export const CLIENT_ENV = { url: 'PGFEED_URL', token: 'PGFEED_TOKEN' } as const;
+
 type Settings = typeof SETTINGS;
 export type SettingKey = keyof Settings;
 export type Config = { readonly [K in SettingKey]: ReturnType<Settings[K]['parse']> };
@@ -142,7 +149,7 @@ export function loadCommandLine<K extends SettingKey, F extends string>(
   own: Readonly<Record<F, CommandFlag>>,
   help = 'pgfeed --help',
 ): CommandLine<K, F> {
-  const envNames = new Set(ALL.map((k) => SETTINGS[k].env));
+  const envNames = new Set<string>([...ALL.map((k) => SETTINGS[k].env), ...Object.values(CLIENT_ENV)]);
   for (const name of Object.keys(env)) {
     if (name.startsWith('PGFEED_') && !envNames.has(name)) throw invalid(`unknown setting ${name}; see pgfeed --help for the list`);
   }

@@ -242,6 +242,8 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     const url = endpoint(c, '/v1/events', {
       project: c.project,
       after: this.received ?? c.after,
+      // A time only starts the feed: after the first event, the cursor resumes it.
+      since: this.received === null ? c.since : null,
       types: c.types,
       event_names: this.eventNames,
     });
