@@ -71,7 +71,7 @@ export function checkRequestOptions(o: RequestOptions, fn: string): Checked {
   };
 }
 
-function checkAfter(after: string | number | undefined): string | null {
+export function checkAfter(after: string | number | undefined): string | null {
   if (after === undefined || after === null) return null;
   const s = String(after);
   if (s === 'now' || /^\d+$/.test(s)) return s;

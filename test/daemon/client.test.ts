@@ -186,13 +186,13 @@ t.test('control events the daemon does not send yet are signals; an unknown one 
     res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'close' });
     const control = (type: string, more: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...more })}\n\n`;
     res.end(`retry: 60000\n\n${control('pgfeed.degraded', { reason: 'horizon' })}${control('pgfeed.ok', {})}${control('pgfeed.expiring', { in_s: 30 })}` +
-      `${control('pgfeed.future', {})}${control('pgfeed.reset', { earliest: '5' })}id: 7\nevent: tick\ndata: ${JSON.stringify(change)}\n\n`);
+      `${control('pgfeed.future', {})}${control('pgfeed.revoked', { reason: 'logged out' })}id: 7\nevent: tick\ndata: ${JSON.stringify(change)}\n\n`);
   });
   await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => front.close(() => r())));
   const feed = connect({ url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`, project: 'p' });
   const heard: string[] = [];
-  for (const name of ['degraded', 'ok', 'expiring', 'reset', 'unavailable'] as const) feed.on(name, (v) => heard.push(`${name}:${JSON.stringify(v)}`));
+  for (const name of ['degraded', 'ok', 'expiring', 'revoked', 'reset', 'unavailable'] as const) feed.on(name, (v) => heard.push(`${name}:${JSON.stringify(v)}`));
   for await (const ev of feed) {
     t.same(ev, change, 'the change after them is yielded');
     break;
@@ -201,7 +201,7 @@ t.test('control events the daemon does not send yet are signals; an unknown one 
     'degraded:{"type":"pgfeed.degraded","reason":"horizon"}',
     'ok:{"type":"pgfeed.ok"}',
     'expiring:{"type":"pgfeed.expiring","in_s":30}',
-    'reset:{"type":"pgfeed.reset","earliest":"5"}',
+    'revoked:{"type":"pgfeed.revoked","reason":"logged out"}',
   ], 'each known control event reached its signal, in order; pgfeed.future reached none');
   t.equal(feed.position, '7', 'control events never move the cursor');
 });
@@ -255,6 +255,25 @@ t.test('a pruned cursor is a reset and the end of the feed', async (t) => {
   t.match(s.ended?.error, { code: 'cursor_expired', status: 410 });
   t.match(resets, [{ type: 'pgfeed.reset', code: 'cursor_expired', earliest: String(seqs[2]) }], 'the reset says where history begins');
   t.same(s.seqs, []);
+});
+
+t.test("a 'reset' handler that restarts goes on from retained history", async (t) => {
+  const d = await startDaemon(t, db.url);
+  const seqs = await emit(db.pool, 'restarted', 'tick', 4);
+  await db.pool.query('UPDATE pgfeed.settings SET pruned_through = $1', [seqs[1]]);
+  await db.pool.query('DELETE FROM pgfeed.change_log WHERE seq <= $1', [seqs[1]]);
+  const feed = connect({ url: d.base, project: 'restarted', after: seqs[0] });
+  t.teardown(() => feed.close());
+  const resets: unknown[] = [];
+  feed.on('reset', (r) => {
+    resets.push(r);
+    feed.restart(0);
+  });
+  const s = follow(feed);
+  await s.until(2, 'the retained events');
+  t.same(s.seqs, [seqs[2], seqs[3]], 'from the first retained event on');
+  t.match(resets, [{ type: 'pgfeed.reset', code: 'cursor_expired', earliest: String(seqs[2]) }]);
+  t.throws(() => feed.restart(0), { code: 'invalid_option' }, 'restart() outside a reset handler is refused');
 });
 
 t.test('position resumes a new connect(); close() ends a waiting iterator', async (t) => {
