@@ -4,8 +4,9 @@
 // resumes a new connect() from feed.position; poll() pages.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
-import { connect, FeedError, poll, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
+import { EventSource } from 'eventsource';
+import t, { type Test } from 'tap';
+import { connect, FeedError, poll, type EventSourceConstructor, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
 import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
@@ -325,6 +326,114 @@ t.test('poll() pages through /v1/changes and long-polls', async (t) => {
   t.same((await waiting).events.map((e) => e.seq), [late], 'a long poll returns the event written while it waited');
   await t.rejects(poll({ url: d.base, project: 'pages', types: ['bad type'] }), { code: 'invalid_types', status: 400 });
   await t.rejects(poll({ url: d.base, project: 'pages', limit: 0 }), { code: 'invalid_option' }, 'a bad limit is refused before any request');
+});
+
+/**
+ * Gives this process what a browser page has: `online`/`offline` events on
+ * the global, navigator.onLine and a document whose visibility changes.
+ * Restored at teardown.
+ */
+function pageGlobals(t: Test) {
+  const win = new EventTarget();
+  const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' });
+  const g = globalThis as Record<string, unknown>;
+  const saved = ['addEventListener', 'removeEventListener', 'navigator', 'document'].map((k) => [k, Object.getOwnPropertyDescriptor(g, k)] as const);
+  const nav = { onLine: true };
+  Object.assign(g, { addEventListener: win.addEventListener.bind(win), removeEventListener: win.removeEventListener.bind(win) });
+  Object.defineProperty(g, 'navigator', { value: nav, configurable: true, writable: true });
+  Object.defineProperty(g, 'document', { value: doc, configurable: true, writable: true });
+  t.teardown(() => {
+    for (const [k, d] of saved) {
+      if (d) Object.defineProperty(g, k, d);
+      else delete g[k];
+    }
+  });
+  return {
+    network(online: boolean) {
+      nav.onLine = online;
+      win.dispatchEvent(new Event(online ? 'online' : 'offline'));
+    },
+    visibility(state: 'visible' | 'hidden') {
+      doc.visibilityState = state;
+      doc.dispatchEvent(new Event('visibilitychange'));
+    },
+  };
+}
+
+t.test('offline drops the stream and waits, online resumes at once; every event once', async (t) => {
+  const d = await startDaemon(t, db.url);
+  const page = pageGlobals(t);
+  // A backoff of a minute: only the online event can explain a quick resume.
+  const feed = connect({ url: d.base, project: 'offline', backoff: { baseMs: 60_000, capMs: 60_000 } });
+  t.teardown(() => feed.close());
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
+  const s = follow(feed);
+  await emit(db.pool, 'offline', 'tick', 3);
+  await s.until(3, 'the first events');
+  page.network(false);
+  await waitUntil(async () => feed.state === 'paused' && (await getJson(`${d.base}/readyz`)).body.streams === 0, 5_000, 'the stream to be dropped');
+  t.match(states.at(-1), { state: 'paused', reason: 'offline' });
+  await emit(db.pool, 'offline', 'tick', 3);
+  page.network(true);
+  await s.until(6, 'the events written while offline');
+  await emit(db.pool, 'offline', 'tick', 1); // a marker
+  await s.until(7, 'the marker');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'offline'), 'every event once, in order');
+  t.notOk(states.some((x) => x.state === 'retrying'), 'no backoff was waited for');
+});
+
+t.test('pauseWhenHidden: a page hidden past the grace closes its stream, shown again it resumes', async (t) => {
+  const d = await startDaemon(t, db.url);
+  const page = pageGlobals(t);
+  const feed = connect({ url: d.base, project: 'hidden', pauseWhenHidden: 300 });
+  t.teardown(() => feed.close());
+  const s = follow(feed);
+  await emit(db.pool, 'hidden', 'tick', 2);
+  await s.until(2, 'the first events');
+  page.visibility('hidden');
+  page.visibility('visible'); // a glance away, shorter than the grace
+  page.visibility('hidden');
+  await waitUntil(async () => feed.state === 'paused' && (await getJson(`${d.base}/readyz`)).body.streams === 0, 5_000, 'the stream to close while hidden');
+  await emit(db.pool, 'hidden', 'tick', 2);
+  page.visibility('visible');
+  await s.until(4, 'the events written while hidden');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'hidden'), 'every event once, in order');
+  t.throws(() => connect({ url: d.base, project: 'x', pauseWhenHidden: -1 }), { code: 'invalid_option' });
+});
+
+t.test("transport 'eventsource': a daemon restart is resumed with every event once; a 400 ends the feed, asked once", async (t) => {
+  const env = { PGFEED_RETRY_MS: '100', PGFEED_SHUTDOWN_TIMEOUT_MS: '5000' };
+  const [a, b] = await Promise.all([startDaemon(t, db.url, env), startDaemon(t, db.url, env)]);
+  const proxy = await startSwitchProxy(t, a.port);
+  const ES = EventSource as unknown as EventSourceConstructor;
+  const feed = connect({ url: proxy.base, project: 'es', transport: 'eventsource', EventSource: ES, backoff: FAST });
+  t.teardown(() => feed.close());
+  const s = follow(feed);
+  await emit(db.pool, 'es', 'tick', 10);
+  await s.until(10, 'the first events');
+  proxy.target = b.port;
+  await a.stop('SIGTERM');
+  await emit(db.pool, 'es', 'tick', 10);
+  await emit(db.pool, 'es', 'tick', 1); // a marker
+  await s.until(21, 'the events after the restart and the marker');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'es'), 'every event exactly once, in order');
+  t.throws(() => connect({ url: proxy.base, project: 'es', transport: 'eventsource', EventSource: ES, token: 'x' }), { code: 'invalid_option' }, 'no token with an EventSource');
+
+  const rec = recordingFetch();
+  let opened = 0;
+  const Counting = class extends EventSource {
+    constructor(url: string | URL, init?: object) {
+      super(url, init);
+      opened++;
+    }
+  } as unknown as EventSourceConstructor;
+  const bad = connect({ url: b.base, project: 'es', types: 'no spaces', transport: 'eventsource', EventSource: Counting, fetch: rec.fetch, backoff: { baseMs: 0, capMs: 0 } });
+  const f = follow(bad);
+  await f.done;
+  t.match(f.ended?.error, { code: 'invalid_types', status: 400 }, "the refusal's code, learnt by asking once with fetch");
+  t.equal(opened, 1, 'one EventSource');
+  t.equal(rec.requests.length, 1, 'one fetch: nothing retried');
 });
 
 t.test('bad options throw at once', async (t) => {
