@@ -80,6 +80,7 @@ export const SETTINGS = {
   dataDir: { env: 'PGFEED_DATA_DIR', flag: '--data-dir', doc: 'embedded Postgres data directory', default: '.pgfeed/db', parse: str },
   embeddedPort: { env: 'PGFEED_EMBEDDED_PORT', flag: '--embedded-port', doc: 'embedded Postgres port (outside the ephemeral range, so no client socket holds it)', default: 15432, parse: int(1, 65535) },
   demo: { env: 'PGFEED_DEMO', flag: '--demo', doc: 'create and track a demo table and write a few changes per second', default: false, parse: bool, bare: 'true' },
+  ui: { env: 'PGFEED_UI', flag: '--ui', doc: 'the inspector at /ui and its operator view: auto serves them when the host is a loopback address, on everywhere, off nowhere', default: 'auto' as const, parse: oneOf('auto', 'on', 'off') },
 } satisfies Record<string, Setting<unknown>>;
 
 /**

@@ -1,3 +1,4 @@
+import { listProjects } from '../db/projects.js';
 import type pg from 'pg';
 import type { Cursor, FeedEvent, Filter, Position } from '../interfaces.js';
 import { isAfter } from '../position.js';
@@ -47,6 +48,16 @@ export class Feed {
     private readonly deps: FeedDeps,
     private readonly settings: FeedSettings,
   ) {}
+
+  /** For the operator view: the catch-up queries running and waiting, and the projects that have events. */
+  get catchupLoad(): { readonly running: number; readonly waiting: number } {
+    return this.deps.catchup.load;
+  }
+
+  projects(limit: number): Promise<string[]> {
+    this.deps.metrics.queries.inc({ kind: 'projects' });
+    return listProjects(this.deps.pool, limit);
+  }
 
   /** The position a client's cursor stands for, in its project. Throws CursorError for an unknown or expired seq. */
   position(cursor: Cursor, project: string): Promise<Position> {

@@ -16,6 +16,8 @@ export interface RouteContext {
   readonly log: Logger;
   /** Base of the jittered SSE `retry:` hint. */
   readonly retryMs: number;
+  /** Whether /ui and its operator view are served (PGFEED_UI, and the host for auto). */
+  readonly ui: boolean;
   closing(): boolean;
   readiness(): Promise<Readiness>;
 }

@@ -53,7 +53,13 @@ async function open(
       res.writeHeader('Connection', 'close');
       res.write(retryFrame(ctx.retryMs));
     });
-    const stream: OpenStream = { sink, sub: ctx.feed.subscribe(sink, params.filter, pos, params.eventNames) };
+    const stream: OpenStream = {
+      sink,
+      sub: ctx.feed.subscribe(sink, params.filter, pos, params.eventNames),
+      project: params.filter.project,
+      types: params.filter.types,
+      openedAt: Date.now(),
+    };
     ctx.streams.sse.add(stream);
     opened(stream);
   } catch (err) {

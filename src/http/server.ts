@@ -5,6 +5,7 @@ import type { RouteContext } from './context.js';
 import { eventsRoute } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
 import { reject } from './reject.js';
+import { uiRoutes } from './ui-route.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 
 /**
@@ -29,7 +30,9 @@ export function createApp(ctx: RouteContext): TemplatedApp {
     if (bytes <= MAX_HEADER_BYTES) return handler(res, req);
     reject(ctx, res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
   };
-  return uWS.App()
+  const app = uWS.App();
+  for (const [path, handler] of Object.entries(uiRoutes(ctx))) app.get(path, bounded(handler));
+  return app
     .get('/v1/events', bounded(eventsRoute(ctx)))
     .get('/v1/changes', bounded(changesRoute(ctx)))
     .get('/healthz', bounded(healthzRoute()))

@@ -5,6 +5,11 @@ import type { Sink } from '../feed/sink.js';
 export interface OpenStream {
   readonly sink: Sink;
   readonly sub: Subscription;
+  /** What it follows, for the operator view. */
+  readonly project: string;
+  readonly types: readonly string[];
+  /** When it opened (ms since the epoch). */
+  readonly openedAt: number;
 }
 
 /**
