@@ -35,6 +35,8 @@ import { baseHeaders, checkAfter, checkRequestOptions, endpoint, type Checked, t
 import { PageLifecycle, type HoldReason } from './page-lifecycle.js';
 import { CONTROL_SIGNALS, Signals, type FeedSignals, type FeedState, type ResetSignal, type SignalName, type StateChange } from './signals.js';
 import { SseParser, type SseEvent } from './sse-parser.js';
+import { poll } from './poll.js';
+import { canShareTabs, TabShare, type TabMessage } from './tab-share.js';
 
 export interface BackoffOptions {
   readonly baseMs?: number;
@@ -68,6 +70,13 @@ export interface ConnectOptions extends RequestOptions {
    * default) keeps it open.
    */
   readonly pauseWhenHidden?: boolean | number;
+  /**
+   * In a browser: the tabs of this origin following the same stream share
+   * one connection (Web Locks elect the tab that holds it, BroadcastChannel
+   * carries its events); each tab still has its own position. Where either
+   * API is missing, each tab connects on its own.
+   */
+  readonly shareAcrossTabs?: boolean;
 }
 
 /** How long a page is hidden before `pauseWhenHidden: true` closes its stream. */
@@ -115,6 +124,12 @@ export class Feed implements AsyncIterable<ChangeEvent> {
   /** Whether a fresh token can be had: only then does `pgfeed.expiring` switch streams. */
   private readonly refreshable: boolean;
   private lifecycle: PageLifecycle | null = null;
+  private readonly options: ConnectOptions;
+  private tabs: TabShare | null = null;
+  /** A follower tab's events from the leader, and whether it is filling a gap from /v1/changes. */
+  private readonly fromLeader: ChangeEvent[] = [];
+  private readonly prevOf = new WeakMap<ChangeEvent, string | null>();
+  private fillingGap = false;
   /** Every request in flight: close() aborts them all. */
   private readonly conns = new Set<AbortController>();
   /** Stops the current EventSource. */
@@ -152,6 +167,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
 
   constructor(options: ConnectOptions) {
     this.c = checkRequestOptions(options, 'connect');
+    this.options = options;
     if (options.eventNames !== undefined && options.eventNames !== 'on' && options.eventNames !== 'off') {
       throw new FeedError('invalid_option', `eventNames must be 'on' or 'off'; got ${JSON.stringify(options.eventNames)}`);
     }
@@ -230,6 +246,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     for (const conn of this.conns) conn.abort();
     this.stopStream?.();
     this.lifecycle?.close();
+    this.tabs?.close();
     this.wake();
     this.setState('closed');
   }
@@ -271,6 +288,17 @@ export class Feed implements AsyncIterable<ChangeEvent> {
     if (this.started || this.closed) return;
     this.started = true;
     this.lifecycle = new PageLifecycle(() => this.lifecycleChanged(), this.hiddenPauseMs);
+    if (this.options.shareAcrossTabs === true && canShareTabs()) {
+      const c = this.c;
+      this.tabs = new TabShare(`${c.base}|${c.project}|${c.types ?? ''}|${this.eventNames ?? ''}|${this.transport}`, (m) => this.heardLeader(m), () => this.run());
+      // Until it leads, the tab is served by the leader's stream; a tab that starts behind it reads up first.
+      setTimeout(() => {
+        if (this.closed || this.tabs?.leading) return;
+        this.setState('open');
+        if (this.startAfter !== 'now' || this.received !== null) this.fromLeaderGap();
+      }, 0);
+      return;
+    }
     void this.run();
   }
 
@@ -605,6 +633,7 @@ export class Feed implements AsyncIterable<ChangeEvent> {
       }
       // The daemon's JSON is trusted for its shape, as the change events' is.
       this.signals.emit(signal, data as never);
+      this.tabs?.post({ kind: 'signal', name: signal, value: data });
       if (signal === 'expiring') this.switchStreams();
       if (signal === 'expired') this.soon = true;
       return null;
@@ -619,18 +648,92 @@ export class Feed implements AsyncIterable<ChangeEvent> {
       if (!isAfter(at, this.floor)) return null;
       this.floor = null;
     }
-    this.received = ev.id;
-    this.receivedAt = at;
     this.attempt = 0;
+    this.accept(change);
+    return null;
+  }
+
+  /**
+   * An event received, handed on once: to the iterator's queue and the
+   * 'event' handlers, and, in the leading tab, to the other tabs. One at or
+   * before the last received (by position) is dropped: a tab may hear the
+   * same event from the leader and from its own catch-up.
+   */
+  private accept(change: ChangeEvent): void {
+    const at = positionOf(change);
+    if (this.receivedAt !== null && !isAfter(at, this.receivedAt)) return;
+    const prev = this.received;
+    this.received = String(change.seq);
+    this.receivedAt = at;
+    this.tabs?.post({ kind: 'event', ev: change, prev });
     if (this.iterating) {
       this.queue.push(change);
       this.wakeIterator?.();
       this.wakeIterator = null;
     } else {
-      this.delivered = ev.id;
+      this.delivered = this.received;
     }
     this.signals.emit('event', change);
-    return null;
+  }
+
+  /** A follower tab: what the leader posted. */
+  private heardLeader(m: TabMessage): void {
+    if (this.closed) return;
+    if (m.kind === 'signal') return this.signals.emit(m.name, m.value as never);
+    this.prevOf.set(m.ev, m.prev);
+    this.fromLeader.push(m.ev);
+    void this.takeFromLeader();
+  }
+
+  /** Reads /v1/changes up to now from this tab's own cursor, then takes what the leader posted meanwhile. */
+  private fromLeaderGap(): void {
+    if (this.fillingGap) return;
+    this.fillingGap = true;
+    void this.fillGap().finally(() => {
+      this.fillingGap = false;
+      void this.takeFromLeader();
+    });
+  }
+
+  private async takeFromLeader(): Promise<void> {
+    if (this.fillingGap) return;
+    while (this.fromLeader.length && !this.closed && !this.tabs?.leading) {
+      const ev = this.fromLeader[0];
+      const prev = this.prevOf.get(ev) ?? null;
+      const fresh = this.received === null && this.startAfter === 'now';
+      if ((this.receivedAt !== null && !isAfter(positionOf(ev), this.receivedAt)) || prev === this.received || fresh) {
+        this.fromLeader.shift();
+        this.accept(ev);
+        continue;
+      }
+      // A gap between this tab's cursor and the leader's: read it from /v1/changes, then take the channel again.
+      this.fillingGap = true;
+      const before = this.received;
+      try {
+        await this.fillGap();
+        // /v1/changes has not reached the leader's event yet: ask again shortly, not in a tight loop.
+        if (this.received === before) await this.sleep(100);
+      } finally {
+        this.fillingGap = false;
+      }
+    }
+  }
+
+  private async fillGap(): Promise<void> {
+    const o = this.options;
+    for (let attempt = 0; !this.closed; ) {
+      try {
+        const page = await poll({
+          url: o.url, project: o.project, types: o.types, token: o.token, getToken: o.getToken, fetch: o.fetch,
+          ...(this.received === null && this.since !== null ? { since: this.since } : { after: this.received ?? this.startAfter ?? '0' }),
+        });
+        for (const ev of page.events) this.accept(ev);
+        attempt = 0;
+        if (!page.has_more) return;
+      } catch {
+        await this.sleep(backoffDelay(this.backoff, attempt++));
+      }
+    }
   }
 }
 
