@@ -10,6 +10,7 @@ import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { launchBrowser } from '../helpers/browser.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { freeLowPort } from '../helpers/free-port.js';
+import { startSwitchProxy } from '../helpers/switch-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
@@ -62,4 +63,24 @@ t.test('/ui: live rows, hostile payloads as text, a daemon restart resumed witho
   await waitUntil(async () => (await page.$$eval('#streams tbody td:first-child', (tds) => tds.map((td) => td.textContent))).includes('web'), 10_000, "the operator view to list the page's own stream");
   await page.screenshot({ path: `${ARTIFACTS}ui.png`, fullPage: true });
   t.same(problems, [], 'no page error, console error (a CSP violation would be one) or dialog');
+});
+
+t.test('/ui behind a proxy survives a replica switch: every event once', async (t) => {
+  const env = { PGFEED_RETRY_MS: '100' };
+  const [a, b] = await Promise.all([startDaemon(t, db.url, env), startDaemon(t, db.url, env)]);
+  const proxy = await startSwitchProxy(t, a.port);
+  const browser = await launchBrowser(t);
+  const page = await browser.newPage();
+  await page.goto(`${proxy.base}/ui?project=switch&after=0`);
+  const seqs = () => page.$$eval('#events tbody tr', (rows) => rows.map((r) => Number((r as HTMLElement).dataset.seq)).reverse());
+  await emit(db.pool, 'switch', 'tick', 5);
+  await waitUntil(async () => (await seqs()).length >= 5, 20_000, 'the first rows');
+  // The load balancer moves to the other replica and cuts the open connections, as a failover would.
+  proxy.target = b.port;
+  proxy.dropAll();
+  await emit(db.pool, 'switch', 'tick', 5);
+  await emit(db.pool, 'switch', 'marker', 1);
+  const all = await deliveryOrder(db.pool, 'switch');
+  await waitUntil(async () => (await seqs()).length >= all.length, 20_000, 'every row from the other replica');
+  t.same(await seqs(), all, 'every event once, in order, across the switch');
 });
