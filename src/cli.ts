@@ -8,12 +8,13 @@ import { emitCommand } from './cli/emit.js';
 import { migrateCommand } from './cli/migrate.js';
 import { serveCommand } from './cli/serve.js';
 import { settingsCommand } from './cli/settings.js';
+import { tailCommand } from './cli/tail.js';
 import { trackCommand } from './cli/track.js';
 import { trackedCommand } from './cli/tracked.js';
 import { untrackCommand } from './cli/untrack.js';
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [serveCommand, migrateCommand, trackCommand, untrackCommand, trackedCommand, emitCommand, settingsCommand, doctorCommand].map((c) => [c.name, c]),
+  [serveCommand, migrateCommand, trackCommand, untrackCommand, trackedCommand, emitCommand, settingsCommand, doctorCommand, tailCommand].map((c) => [c.name, c]),
 );
 
 /** Exit 2: the command line or configuration is at fault, and running again with it cannot help. */
@@ -28,9 +29,11 @@ examples:
   pgfeed serve --demo
   pgfeed track orders --project-column tenant
   pgfeed doctor
+  pgfeed tail --project acme
 
-Each command but serve takes --json (one JSON document on stdout) and needs
-DATABASE_URL; only serve starts an embedded Postgres without it. Exit status:
+Each command but serve takes --json (one JSON document on stdout; JSON lines
+for tail) and, but tail, needs DATABASE_URL; only serve starts an embedded
+Postgres without it. tail reads a running daemon (PGFEED_URL). Exit status:
 0 done, 1 failed, 2 a usage or configuration error.
 
 pgfeed <command> --help shows a command's usage, options and examples. Those of serve:

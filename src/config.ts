@@ -132,6 +132,7 @@ export const SETTINGS = {
   retentionRows: { env: 'PGFEED_RETENTION_ROWS', flag: '--retention-rows', doc: 'prune events once this many newer seqs exist, or off; unset as for --retention', default: null as number | null, parse: rowCount },
   pruneIntervalMs: { env: 'PGFEED_PRUNE_INTERVAL_MS', flag: '--prune-interval-ms', doc: 'how often a pruning daemon starts a pass', default: 10_000, parse: int(100, 86_400_000) },
   pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 2_000, parse: int(1, 1_000_000) },
+  ui: { env: 'PGFEED_UI', flag: '--ui', doc: 'the inspector at /ui and its operator view: auto serves them when the host is a loopback address, on everywhere, off nowhere', default: 'auto' as const, parse: oneOf('auto', 'on', 'off') },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */
@@ -144,6 +145,13 @@ const RULES: readonly { readonly keys: readonly SettingKey[]; readonly check: (c
       : `PGFEED_LISTEN_TIMEOUT_MS (${c.listenTimeoutMs}) must be greater than PGFEED_LISTEN_HEARTBEAT_MS (${c.listenHeartbeatMs}), or a healthy LISTEN connection would be replaced between two heartbeats`),
   },
 ];
+
+/**
+ * The environment of the commands that read a daemon instead of running one
+ * (`pgfeed tail`). They are not settings of serve, so they are not in
+ * SETTINGS, but they are known, so they are not refused as typos.
+ */
+export const CLIENT_ENV = { url: 'PGFEED_URL', token: 'PGFEED_TOKEN' } as const;
 
 type Settings = typeof SETTINGS;
 export type SettingKey = keyof Settings;
@@ -205,7 +213,7 @@ export function loadCommandLine<K extends SettingKey, F extends string>(
   own: Readonly<Record<F, CommandFlag>>,
   help = 'pgfeed --help',
 ): CommandLine<K, F> {
-  const envNames = new Set(ALL.map((k) => SETTINGS[k].env));
+  const envNames = new Set<string>([...ALL.map((k) => SETTINGS[k].env), ...Object.values(CLIENT_ENV)]);
   for (const name of Object.keys(env)) {
     if (name.startsWith('PGFEED_') && !envNames.has(name)) throw invalid(`unknown setting ${name}; see pgfeed --help for the list`);
   }

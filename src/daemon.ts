@@ -16,6 +16,7 @@ import { Tail } from './feed/tail.js';
 import type { Readiness } from './http/context.js';
 import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
 import { Streams } from './http/streams.js';
+import { uiEnabled } from './http/ui-route.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
 import { formatPosition } from './position.js';
@@ -107,6 +108,7 @@ export class Daemon {
       metrics: this.metrics,
       log: this.log,
       retryMs: this.config.retryMs,
+      ui: uiEnabled(this.config.ui, this.config.host),
       closing: () => this.closing,
       readiness: () => this.readiness(),
       health: this.health,

@@ -13,6 +13,12 @@ export interface RequestOptions {
   readonly project: string;
   /** Where to start: 0 (the default, all retained history), 'now', or the seq of an event (feed.position). */
   readonly after?: string | number;
+  /**
+   * Start at the first event of a transaction that began at or after this
+   * time, instead of after a cursor: an RFC 3339 time or a Date. Only for the
+   * start: once an event has arrived, the feed resumes from it. Not with `after`.
+   */
+  readonly since?: string | Date;
   /** Type names or prefix globs (`orders.*`); a list or a comma-separated string. */
   readonly types?: readonly string[] | string;
   /** A bearer token, sent as `Authorization: Bearer <token>`. */
@@ -27,6 +33,8 @@ export interface Checked {
   readonly base: string;
   readonly project: string;
   readonly after: string | null;
+  /** RFC 3339, or null. */
+  readonly since: string | null;
   readonly types: string | null;
   readonly fetch: FetchLike;
   readonly token: () => Promise<string | null>;
@@ -55,6 +63,7 @@ export function checkRequestOptions(o: RequestOptions, fn: string): Checked {
     base: base.href.replace(/\/+$/, ''),
     project: o.project,
     after: checkAfter(o.after),
+    since: checkSince(o.since, o.after),
     types: checkTypes(o.types),
     // A bound fetch: a browser's fetch throws "Illegal invocation" when called as a method of something else.
     fetch: o.fetch ?? ((input, init) => globalThis.fetch(input, init)),
@@ -62,11 +71,27 @@ export function checkRequestOptions(o: RequestOptions, fn: string): Checked {
   };
 }
 
-function checkAfter(after: string | number | undefined): string | null {
+export function checkAfter(after: string | number | undefined): string | null {
   if (after === undefined || after === null) return null;
   const s = String(after);
   if (s === 'now' || /^\d+$/.test(s)) return s;
   throw bad(`after must be 0, 'now', or the seq of an event (feed.position); got ${JSON.stringify(after)}`);
+}
+
+/** RFC 3339 with a zone, as the daemon takes it: `2026-12-01T10:00:00Z`, `2026-12-01T11:00:00.5+01:00`. */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
+
+function checkSince(since: string | Date | undefined, after: unknown): string | null {
+  if (since === undefined || since === null) return null;
+  if (after !== undefined && after !== null) throw bad('give after or since, not both: since starts at a time, after at an event');
+  if (since instanceof Date) {
+    if (Number.isNaN(since.getTime())) throw bad('since is an invalid Date');
+    return since.toISOString();
+  }
+  if (typeof since !== 'string' || !RFC3339.test(since) || Number.isNaN(Date.parse(since))) {
+    throw bad(`since must be an RFC 3339 time with a zone, such as 2026-12-01T10:00:00Z, or a Date; got ${JSON.stringify(since)}`);
+  }
+  return since;
 }
 
 function checkTypes(types: readonly string[] | string | undefined): string | null {

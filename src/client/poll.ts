@@ -20,7 +20,7 @@ export async function poll(options: PollOptions): Promise<ChangesPage> {
   const c = checkRequestOptions(options, 'poll');
   const limit = checkInt(options.limit, 'limit', 1, 512);
   const wait = checkInt(options.wait, 'wait', 0, 30);
-  const url = endpoint(c, '/v1/changes', { project: c.project, after: c.after, types: c.types, limit, wait });
+  const url = endpoint(c, '/v1/changes', { project: c.project, after: c.after, since: c.since, types: c.types, limit, wait });
   const headers = await baseHeaders(c, 'application/json');
   let res: Response;
   try {

@@ -2,30 +2,23 @@
  * What a feed tells its `on()` handlers besides the events themselves. The
  * daemon's control events are `pgfeed.*` SSE events without an `id:`; each
  * known one has a signal named after it (`pgfeed.unavailable` is
- * 'unavailable'). Only `pgfeed.unavailable` is sent today; the others are
- * named here so that a handler can be written for them now, and an unknown
+ * 'unavailable'), typed by src/protocol.ts ControlEvents. An unknown
  * `pgfeed.*` event is ignored, so a newer daemon never breaks an older client.
  */
 import type { ChangeEvent, ControlEvent } from '../protocol.js';
 import type { FeedError } from './feed-error.js';
-
-/** A control event this client knows by name but whose fields the daemon does not define yet. */
-export interface ControlSignal<K extends string> {
-  readonly type: K;
-  readonly [field: string]: unknown;
-}
+import type { HoldReason } from './page-lifecycle.js';
 
 /**
  * The stream must start over: the cursor is gone. A `pgfeed.reset` event, or
- * the `410 cursor_expired` answer to a resume, whose `earliest` says where
- * retained history now begins.
+ * the `410 cursor_expired` answer to a resume (then with its `code`);
+ * `earliest` says where retained history now begins. A handler may call
+ * feed.restart() to go on from there; otherwise the feed ends with a
+ * FeedError('cursor_expired').
  */
-export interface ResetSignal extends ControlSignal<'pgfeed.reset'> {
-  readonly code?: string;
-  readonly earliest?: number | string;
-}
+export type ResetSignal = ControlEvent<'pgfeed.reset'> & { readonly code?: string };
 
-export type FeedState = 'connecting' | 'open' | 'retrying' | 'closed';
+export type FeedState = 'connecting' | 'open' | 'retrying' | 'paused' | 'closed';
 
 export interface StateChange {
   readonly state: FeedState;
@@ -33,14 +26,18 @@ export interface StateChange {
   readonly error?: FeedError;
   /** With 'retrying': how long until the next connect. */
   readonly delayMs?: number;
+  /** With 'paused': the browser is offline, or the page has been hidden (pauseWhenHidden). */
+  readonly reason?: HoldReason;
 }
 
 export interface FeedSignals {
   readonly event: ChangeEvent;
   readonly reset: ResetSignal;
-  readonly degraded: ControlSignal<'pgfeed.degraded'>;
-  readonly ok: ControlSignal<'pgfeed.ok'>;
-  readonly expiring: ControlSignal<'pgfeed.expiring'>;
+  readonly degraded: ControlEvent<'pgfeed.degraded'>;
+  readonly ok: ControlEvent<'pgfeed.ok'>;
+  readonly expiring: ControlEvent<'pgfeed.expiring'>;
+  readonly expired: ControlEvent<'pgfeed.expired'>;
+  readonly revoked: ControlEvent<'pgfeed.revoked'>;
   readonly unavailable: ControlEvent<'pgfeed.unavailable'>;
   readonly state: StateChange;
   /** The feed ended for good: it will not reconnect. */
@@ -55,6 +52,8 @@ export const CONTROL_SIGNALS: Readonly<Record<string, SignalName>> = {
   'pgfeed.degraded': 'degraded',
   'pgfeed.ok': 'ok',
   'pgfeed.expiring': 'expiring',
+  'pgfeed.expired': 'expired',
+  'pgfeed.revoked': 'revoked',
   'pgfeed.unavailable': 'unavailable',
 };
 

@@ -27,6 +27,11 @@ export class Catchup {
     private readonly metrics: Metrics,
   ) {}
 
+  /** Catch-up queries running, and waiting for a slot. */
+  get load(): { readonly running: number; readonly waiting: number } {
+    return { running: this.running, waiting: this.queue.length };
+  }
+
   read(pos: Position, filter: Filter, limit = BATCH_SIZE): Promise<CatchupBatch> {
     const key = `${filter.project}\0${filter.types.join(',')}\0${formatPosition(pos)}\0${limit}`;
     const shared = this.inflight.get(key);

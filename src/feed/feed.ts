@@ -1,4 +1,5 @@
 import type { ReadScope } from '../db/row-security.js';
+import { listProjects } from '../db/projects.js';
 import type { Cursor, FeedEvent, Filter, Position } from '../interfaces.js';
 import { isAfter } from '../position.js';
 import { resolveCursor } from './cursor.js';
@@ -50,6 +51,17 @@ export class Feed {
     private readonly deps: FeedDeps,
     private readonly settings: FeedSettings,
   ) {}
+
+  /** For the operator view: the catch-up queries running and waiting, and the projects that have events. */
+  get catchupLoad(): { readonly running: number; readonly waiting: number } {
+    return this.deps.catchup.load;
+  }
+
+  projects(limit: number): Promise<string[]> {
+    this.deps.metrics.queries.inc({ kind: 'projects' });
+    // An operator's view of every project: read as the shared tail reads, not scoped to one.
+    return this.deps.reads.allProjects((db) => listProjects(db, limit));
+  }
 
   /** The position a client's cursor stands for, in its project. Throws CursorError for an unknown or expired seq. */
   position(cursor: Cursor, project: string): Promise<Position> {

@@ -18,6 +18,8 @@ export interface RouteContext {
   readonly log: Logger;
   /** Base of the jittered SSE `retry:` hint. */
   readonly retryMs: number;
+  /** Whether /ui and its operator view are served (PGFEED_UI, and the host for auto). */
+  readonly ui: boolean;
   closing(): boolean;
   readiness(): Promise<Readiness>;
   /** Whether delivery is delayed: told to streams as they open and to every poll. */

@@ -62,7 +62,14 @@ async function open(
       // same tick as this, it joins ctx.streams.sse below).
       if (degraded) res.write(controlFrame('pgfeed.degraded', degraded));
     });
-    const stream: OpenStream = { sink, sub: ctx.feed.subscribe(sink, filter, pos, params.eventNames), access };
+    const stream: OpenStream = {
+      sink,
+      sub: ctx.feed.subscribe(sink, filter, pos, params.eventNames),
+      access,
+      project: filter.project,
+      types: filter.types,
+      openedAt: Date.now(),
+    };
     ctx.streams.sse.add(stream);
     opened(stream);
     streaming = true;

@@ -46,16 +46,25 @@ export function readyzRoute(ctx: RouteContext) {
   };
 }
 
+/**
+ * Answers 401 unless the request carries the operator token (or none is
+ * configured); returns whether it did. For the routes that are the
+ * operator's alone: /metrics and the inspector's operator view.
+ */
+export function refusedUnlessOperator(ctx: RouteContext, res: HttpResponse, req: HttpRequest, path: string): boolean {
+  try {
+    if (isOperator(ctx, req)) return false;
+    const given = req.getHeader('authorization') !== '';
+    reject(ctx, res, new PgfeedError(given ? 'invalid_token' : 'missing_token', given ? 'That is not the operator token (PGFEED_OPERATOR_TOKEN).' : `${path} needs Authorization: Bearer <operator token>.`));
+  } catch (err) {
+    reject(ctx, res, err);
+  }
+  return true;
+}
+
 export function metricsRoute(ctx: RouteContext) {
   return (res: HttpResponse, req: HttpRequest): void => {
-    try {
-      if (!isOperator(ctx, req)) {
-        const given = req.getHeader('authorization') !== '';
-        return reject(ctx, res, new PgfeedError(given ? 'invalid_token' : 'missing_token', given ? 'That is not the operator token (PGFEED_OPERATOR_TOKEN).' : '/metrics needs Authorization: Bearer <operator token>.'));
-      }
-    } catch (err) {
-      return reject(ctx, res, err);
-    }
+    if (refusedUnlessOperator(ctx, res, req, '/metrics')) return;
     let aborted = false;
     res.onAborted(() => (aborted = true));
     void ctx.metrics.registry.metrics().then((text) => {

@@ -6,6 +6,7 @@ import { eventsRoute } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
 import { reject } from './reject.js';
 import { ticketsRoute } from './tickets-route.js';
+import { uiRoutes } from './ui-route.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
 
 /**
@@ -36,6 +37,7 @@ export function createApp(ctx: RouteContext): TemplatedApp {
     app.post('/v1/tickets', bounded(ticketsRoute(ctx, ctx.auth)))
       .any('/v1/tickets', (res) => reject(ctx, res, new PgfeedError('method_not_allowed', 'POST /v1/tickets mints a ticket; no other method is served there.'), { headers: { Allow: 'POST' } }));
   }
+  for (const [path, handler] of Object.entries(uiRoutes(ctx))) app.get(path, bounded(handler));
   return app
     .get('/v1/events', bounded(eventsRoute(ctx)))
     .get('/v1/changes', bounded(changesRoute(ctx)))

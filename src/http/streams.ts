@@ -8,6 +8,11 @@ export interface OpenStream {
   readonly sub: Subscription;
   /** Who the stream was admitted for, when authentication is on (its subject and token expiry). */
   readonly access?: Access;
+  /** What it follows, for the operator view. */
+  readonly project: string;
+  readonly types: readonly string[];
+  /** When it opened (ms since the epoch). */
+  readonly openedAt: number;
 }
 
 /** A waiting long-poll. */

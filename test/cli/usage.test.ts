@@ -3,7 +3,7 @@
 import t from 'tap';
 import { oneLineError, runCli } from '../helpers/cli.js';
 
-const COMMANDS = ['serve', 'migrate', 'track', 'untrack', 'tracked', 'emit', 'settings', 'doctor'];
+const COMMANDS = ['serve', 'migrate', 'track', 'untrack', 'tracked', 'emit', 'settings', 'doctor', 'tail'];
 /** A valid invocation of each command but serve, short of the database. */
 const VALID: Record<string, string[]> = {
   migrate: ['migrate'],

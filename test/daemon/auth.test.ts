@@ -108,6 +108,11 @@ t.test('the operator token guards /metrics and the /readyz detail', async (t) =>
   const full = await getJson(`${daemon.base}/readyz`, bearer(op));
   t.ok(full.body.listen && full.body.database, '/readyz with it: the detail');
   t.equal((await getJson(`${daemon.base}/healthz`)).status, 200, '/healthz stays open');
+  // The inspector's operator view (served: the daemon listens on loopback) is the operator's too.
+  t.equal((await getJson(`${daemon.base}/ui/api/streams`)).body.error?.code, 'missing_token', '/ui/api/streams without it: 401 missing_token');
+  const view = await getJson(`${daemon.base}/ui/api/streams`, bearer(op));
+  t.equal(view.status, 200, '/ui/api/streams with it: 200');
+  t.ok(Array.isArray(view.body.streams), 'and the streams by project');
 });
 
 t.test('public keys: RS256 from a PEM file, ES256 from a JWKS, rotation without a restart, no algorithm confusion', async (t) => {

@@ -4,8 +4,9 @@
 // resumes a new connect() from feed.position; poll() pages.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import t from 'tap';
-import { connect, FeedError, poll, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
+import { EventSource } from 'eventsource';
+import t, { type Test } from 'tap';
+import { connect, FeedError, poll, type EventSourceConstructor, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
 import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
@@ -186,13 +187,13 @@ t.test('control events the daemon does not send yet are signals; an unknown one 
     res.writeHead(200, { 'Content-Type': 'text/event-stream', Connection: 'close' });
     const control = (type: string, more: object) => `event: ${type}\ndata: ${JSON.stringify({ type, ...more })}\n\n`;
     res.end(`retry: 60000\n\n${control('pgfeed.degraded', { reason: 'horizon' })}${control('pgfeed.ok', {})}${control('pgfeed.expiring', { in_s: 30 })}` +
-      `${control('pgfeed.future', {})}${control('pgfeed.reset', { earliest: '5' })}id: 7\nevent: tick\ndata: ${JSON.stringify(change)}\n\n`);
+      `${control('pgfeed.future', {})}${control('pgfeed.revoked', { reason: 'logged out' })}id: 7\nevent: tick\ndata: ${JSON.stringify(change)}\n\n`);
   });
   await new Promise<void>((r) => front.listen(0, '127.0.0.1', r));
   t.teardown(() => new Promise<void>((r) => front.close(() => r())));
   const feed = connect({ url: `http://127.0.0.1:${(front.address() as AddressInfo).port}`, project: 'p' });
   const heard: string[] = [];
-  for (const name of ['degraded', 'ok', 'expiring', 'reset', 'unavailable'] as const) feed.on(name, (v) => heard.push(`${name}:${JSON.stringify(v)}`));
+  for (const name of ['degraded', 'ok', 'expiring', 'revoked', 'reset', 'unavailable'] as const) feed.on(name, (v) => heard.push(`${name}:${JSON.stringify(v)}`));
   for await (const ev of feed) {
     t.same(ev, change, 'the change after them is yielded');
     break;
@@ -201,7 +202,7 @@ t.test('control events the daemon does not send yet are signals; an unknown one 
     'degraded:{"type":"pgfeed.degraded","reason":"horizon"}',
     'ok:{"type":"pgfeed.ok"}',
     'expiring:{"type":"pgfeed.expiring","in_s":30}',
-    'reset:{"type":"pgfeed.reset","earliest":"5"}',
+    'revoked:{"type":"pgfeed.revoked","reason":"logged out"}',
   ], 'each known control event reached its signal, in order; pgfeed.future reached none');
   t.equal(feed.position, '7', 'control events never move the cursor');
 });
@@ -257,6 +258,25 @@ t.test('a pruned cursor is a reset and the end of the feed', async (t) => {
   t.same(s.seqs, []);
 });
 
+t.test("a 'reset' handler that restarts goes on from retained history", async (t) => {
+  const d = await startDaemon(t, db.url);
+  const seqs = await emit(db.pool, 'restarted', 'tick', 4);
+  await db.pool.query('UPDATE pgfeed.settings SET pruned_through = $1', [seqs[1]]);
+  await db.pool.query('DELETE FROM pgfeed.change_log WHERE seq <= $1', [seqs[1]]);
+  const feed = connect({ url: d.base, project: 'restarted', after: seqs[0] });
+  t.teardown(() => feed.close());
+  const resets: unknown[] = [];
+  feed.on('reset', (r) => {
+    resets.push(r);
+    feed.restart(0);
+  });
+  const s = follow(feed);
+  await s.until(2, 'the retained events');
+  t.same(s.seqs, [seqs[2], seqs[3]], 'from the first retained event on');
+  t.match(resets, [{ type: 'pgfeed.reset', code: 'cursor_expired', earliest: String(seqs[2]) }]);
+  t.throws(() => feed.restart(0), { code: 'invalid_option' }, 'restart() outside a reset handler is refused');
+});
+
 t.test('position resumes a new connect(); close() ends a waiting iterator', async (t) => {
   const d = await startDaemon(t, db.url);
   await emit(db.pool, 'resume', 'tick', 10);
@@ -306,6 +326,114 @@ t.test('poll() pages through /v1/changes and long-polls', async (t) => {
   t.same((await waiting).events.map((e) => e.seq), [late], 'a long poll returns the event written while it waited');
   await t.rejects(poll({ url: d.base, project: 'pages', types: ['bad type'] }), { code: 'invalid_types', status: 400 });
   await t.rejects(poll({ url: d.base, project: 'pages', limit: 0 }), { code: 'invalid_option' }, 'a bad limit is refused before any request');
+});
+
+/**
+ * Gives this process what a browser page has: `online`/`offline` events on
+ * the global, navigator.onLine and a document whose visibility changes.
+ * Restored at teardown.
+ */
+function pageGlobals(t: Test) {
+  const win = new EventTarget();
+  const doc = Object.assign(new EventTarget(), { visibilityState: 'visible' });
+  const g = globalThis as Record<string, unknown>;
+  const saved = ['addEventListener', 'removeEventListener', 'navigator', 'document'].map((k) => [k, Object.getOwnPropertyDescriptor(g, k)] as const);
+  const nav = { onLine: true };
+  Object.assign(g, { addEventListener: win.addEventListener.bind(win), removeEventListener: win.removeEventListener.bind(win) });
+  Object.defineProperty(g, 'navigator', { value: nav, configurable: true, writable: true });
+  Object.defineProperty(g, 'document', { value: doc, configurable: true, writable: true });
+  t.teardown(() => {
+    for (const [k, d] of saved) {
+      if (d) Object.defineProperty(g, k, d);
+      else delete g[k];
+    }
+  });
+  return {
+    network(online: boolean) {
+      nav.onLine = online;
+      win.dispatchEvent(new Event(online ? 'online' : 'offline'));
+    },
+    visibility(state: 'visible' | 'hidden') {
+      doc.visibilityState = state;
+      doc.dispatchEvent(new Event('visibilitychange'));
+    },
+  };
+}
+
+t.test('offline drops the stream and waits, online resumes at once; every event once', async (t) => {
+  const d = await startDaemon(t, db.url);
+  const page = pageGlobals(t);
+  // A backoff of a minute: only the online event can explain a quick resume.
+  const feed = connect({ url: d.base, project: 'offline', backoff: { baseMs: 60_000, capMs: 60_000 } });
+  t.teardown(() => feed.close());
+  const states: StateChange[] = [];
+  feed.on('state', (s) => states.push(s));
+  const s = follow(feed);
+  await emit(db.pool, 'offline', 'tick', 3);
+  await s.until(3, 'the first events');
+  page.network(false);
+  await waitUntil(async () => feed.state === 'paused' && (await getJson(`${d.base}/readyz`)).body.streams === 0, 5_000, 'the stream to be dropped');
+  t.match(states.at(-1), { state: 'paused', reason: 'offline' });
+  await emit(db.pool, 'offline', 'tick', 3);
+  page.network(true);
+  await s.until(6, 'the events written while offline');
+  await emit(db.pool, 'offline', 'tick', 1); // a marker
+  await s.until(7, 'the marker');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'offline'), 'every event once, in order');
+  t.notOk(states.some((x) => x.state === 'retrying'), 'no backoff was waited for');
+});
+
+t.test('pauseWhenHidden: a page hidden past the grace closes its stream, shown again it resumes', async (t) => {
+  const d = await startDaemon(t, db.url);
+  const page = pageGlobals(t);
+  const feed = connect({ url: d.base, project: 'hidden', pauseWhenHidden: 300 });
+  t.teardown(() => feed.close());
+  const s = follow(feed);
+  await emit(db.pool, 'hidden', 'tick', 2);
+  await s.until(2, 'the first events');
+  page.visibility('hidden');
+  page.visibility('visible'); // a glance away, shorter than the grace
+  page.visibility('hidden');
+  await waitUntil(async () => feed.state === 'paused' && (await getJson(`${d.base}/readyz`)).body.streams === 0, 5_000, 'the stream to close while hidden');
+  await emit(db.pool, 'hidden', 'tick', 2);
+  page.visibility('visible');
+  await s.until(4, 'the events written while hidden');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'hidden'), 'every event once, in order');
+  t.throws(() => connect({ url: d.base, project: 'x', pauseWhenHidden: -1 }), { code: 'invalid_option' });
+});
+
+t.test("transport 'eventsource': a daemon restart is resumed with every event once; a 400 ends the feed, asked once", async (t) => {
+  const env = { PGFEED_RETRY_MS: '100', PGFEED_SHUTDOWN_TIMEOUT_MS: '5000' };
+  const [a, b] = await Promise.all([startDaemon(t, db.url, env), startDaemon(t, db.url, env)]);
+  const proxy = await startSwitchProxy(t, a.port);
+  const ES = EventSource as unknown as EventSourceConstructor;
+  const feed = connect({ url: proxy.base, project: 'es', transport: 'eventsource', EventSource: ES, backoff: FAST });
+  t.teardown(() => feed.close());
+  const s = follow(feed);
+  await emit(db.pool, 'es', 'tick', 10);
+  await s.until(10, 'the first events');
+  proxy.target = b.port;
+  await a.stop('SIGTERM');
+  await emit(db.pool, 'es', 'tick', 10);
+  await emit(db.pool, 'es', 'tick', 1); // a marker
+  await s.until(21, 'the events after the restart and the marker');
+  t.same(s.seqs, await deliveryOrder(db.pool, 'es'), 'every event exactly once, in order');
+  t.throws(() => connect({ url: proxy.base, project: 'es', transport: 'eventsource', EventSource: ES, token: 'x' }), { code: 'invalid_option' }, 'no token with an EventSource');
+
+  const rec = recordingFetch();
+  let opened = 0;
+  const Counting = class extends EventSource {
+    constructor(url: string | URL, init?: object) {
+      super(url, init);
+      opened++;
+    }
+  } as unknown as EventSourceConstructor;
+  const bad = connect({ url: b.base, project: 'es', types: 'no spaces', transport: 'eventsource', EventSource: Counting, fetch: rec.fetch, backoff: { baseMs: 0, capMs: 0 } });
+  const f = follow(bad);
+  await f.done;
+  t.match(f.ended?.error, { code: 'invalid_types', status: 400 }, "the refusal's code, learnt by asking once with fetch");
+  t.equal(opened, 1, 'one EventSource');
+  t.equal(rec.requests.length, 1, 'one fetch: nothing retried');
 });
 
 t.test('bad options throw at once', async (t) => {

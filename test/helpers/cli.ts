@@ -52,3 +52,46 @@ export function jsonResult(t: Test, r: CliResult): unknown {
   t.equal(r.stdout.trim().split('\n').length, 1, 'one line on stdout');
   return JSON.parse(r.stdout);
 }
+
+export interface RunningCli {
+  readonly proc: ReturnType<typeof spawn>;
+  /** The complete stdout lines so far. */
+  readonly lines: string[];
+  readonly stderr: string;
+  /** Resolves with the exit status (null if killed by a signal). */
+  readonly exited: Promise<number | null>;
+  /** Sends `signal` and resolves with the exit status. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts `pgfeed <args>` that keeps running (tail), in a clean environment as runCli does; killed at teardown. */
+export function startCli(t: { teardown(fn: () => unknown): void }, args: string[], env: Record<string, string> = {}): RunningCli {
+  const proc = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH!, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const lines: string[] = [];
+  let partial = '';
+  let stderr = '';
+  proc.stdout.setEncoding('utf8').on('data', (d: string) => {
+    const parts = (partial + d).split('\n');
+    partial = parts.pop()!;
+    lines.push(...parts);
+  });
+  proc.stderr.on('data', (d) => (stderr += d));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  const running = () => proc.exitCode === null && proc.signalCode === null;
+  t.teardown(async () => {
+    if (running()) proc.kill('SIGKILL');
+    await exited;
+  });
+  return {
+    proc,
+    lines,
+    get stderr() {
+      return stderr;
+    },
+    exited,
+    stop(signal = 'SIGTERM') {
+      if (running()) proc.kill(signal);
+      return exited;
+    },
+  };
+}
