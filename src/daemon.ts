@@ -10,6 +10,7 @@ import { Feed } from './feed/feed.js';
 import { Tail } from './feed/tail.js';
 import type { Readiness } from './http/context.js';
 import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
+import { KeyedLimit, KeyedRate } from './http/limits.js';
 import { Streams } from './http/streams.js';
 import type { Logger } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -68,6 +69,9 @@ export class Daemon {
       metrics: this.metrics,
       log: this.log,
       retryMs: this.config.retryMs,
+      corsOrigins: new Set(this.config.corsOrigins),
+      trustedProxyHeader: this.config.trustedProxyHeader,
+      perClient: { streams: new KeyedLimit(this.config.maxStreamsPerIp), rate: new KeyedRate(this.config.requestsPerSecondPerIp) },
       closing: () => this.closing,
       readiness: () => this.readiness(),
     });

@@ -1,5 +1,5 @@
 import { backoffDelay, type Backoff } from './backoff.js';
-import type { Config } from './config.js';
+import { checkExposure, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
 import { migrate, type SettingsWrite } from './db/migrate.js';
@@ -68,7 +68,10 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel',
  * Daemon.start() checks that they agree.
  */
 export async function serve(config: Config): Promise<void> {
+  // Before anything starts: an exposed unauthenticated daemon is refused, not started.
+  const exposed = checkExposure(config);
   const log = createLogger(config.logLevel, config.logFormat);
+  if (exposed) log.warn({ host: config.host }, 'serving WITHOUT authentication on an address other than loopback (PGFEED_ALLOW_UNAUTHENTICATED=true): anyone who reaches the port can read every project');
   // systemd (Type=notify) is told READY=1 only below, once the port is bound and LISTEN is up.
   const manager = connectServiceManager(log);
   process.on('unhandledRejection', (err) => {

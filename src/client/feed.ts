@@ -19,7 +19,7 @@
  * ceilings are 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s, 30 s, 30 s, …
  */
 import { backoffDelay, type Backoff } from '../backoff.js';
-import { CONTROL_PREFIX, type ChangeEvent, type EventNames, type UnavailableCode } from '../protocol.js';
+import { CONTROL_PREFIX, UNAVAILABLE_CODES, type ChangeEvent, type EventNames, type UnavailableCode } from '../protocol.js';
 import { FeedError, responseError, retryableStatus, retryAfterMs } from './feed-error.js';
 import { baseHeaders, checkRequestOptions, endpoint, type Checked, type RequestOptions } from './options.js';
 import { CONTROL_SIGNALS, Signals, type FeedSignals, type FeedState, type SignalName } from './signals.js';
@@ -51,7 +51,7 @@ export const DEFAULT_BACKOFF: Required<BackoffOptions> = { baseMs: 500, capMs: 3
 /** Events held for a slow iterator before the feed stops reading (TCP then slows the daemon's side). */
 const HIGH_WATER = 1024;
 
-const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable']);
+const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(UNAVAILABLE_CODES);
 
 /** How one connection ended, and so how long until the next. */
 type Ended =

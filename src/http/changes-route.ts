@@ -2,6 +2,7 @@ import type { Page } from '../feed/feed.js';
 import type { Cursor, Position } from '../interfaces.js';
 import { changesPageJson } from '../protocol.js';
 import type { RouteContext } from './context.js';
+import { clientAddress } from './client-address.js';
 import { parsePollParams, type PollParams } from './params.js';
 import { admit, type Admitted } from './pipeline.js';
 import { reject } from './reject.js';
@@ -12,6 +13,8 @@ interface PollState {
   aborted: boolean;
   /** Stops a waiting long-poll; set while one waits. */
   stop: () => void;
+  /** Gives the client's place back; set once admitted. */
+  leave: () => void;
 }
 
 const EMPTY: Page = { events: [], hasMore: false };
@@ -19,26 +22,29 @@ const EMPTY: Page = { events: [], hasMore: false };
 /** GET /v1/changes: one page of the stream, optionally waiting for it. */
 export function changesRoute(ctx: RouteContext) {
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state: PollState = { aborted: false, stop: () => {} };
+    const state: PollState = { aborted: false, stop: () => {}, leave: () => {} };
     res.onAborted(() => {
       state.aborted = true;
       state.stop();
+      state.leave();
     });
-    void poll(ctx, res, req.getQuery() ?? '', state);
+    void poll(ctx, res, clientAddress(res, req, ctx.trustedProxyHeader), req.getQuery() ?? '', state);
   };
 }
 
-async function poll(ctx: RouteContext, res: HttpResponse, query: string, state: PollState): Promise<void> {
+async function poll(ctx: RouteContext, res: HttpResponse, client: string, query: string, state: PollState): Promise<void> {
   let admitted: Admitted<PollParams> | undefined;
   try {
-    admitted = await admit(ctx, () => parsePollParams(query));
+    admitted = await admit(ctx, client, () => parsePollParams(query));
     const { params, pos } = admitted;
-    if (state.aborted) return;
+    state.leave = admitted.leave;
+    if (state.aborted) return admitted.leave();
     const page = await ctx.feed.page(pos, params.filter, params.limit);
     if (state.aborted) return;
-    if (page.events.length || params.waitMs === 0 || ctx.closing()) return answer(ctx, res, page, params.cursor);
+    if (page.events.length || params.waitMs === 0 || ctx.closing()) return answer(ctx, res, page, params.cursor, state);
     longPoll(ctx, res, params, pos, state);
   } catch (err) {
+    admitted?.leave();
     if (!state.aborted) reject(ctx, res, err);
   } finally {
     // A long-poll counts in `polls` from here on.
@@ -54,7 +60,7 @@ function longPoll(ctx: RouteContext, res: HttpResponse, params: PollParams, pos:
     if (done) return;
     done = true;
     state.stop();
-    if (!state.aborted) answer(ctx, res, page, params.cursor);
+    if (!state.aborted) answer(ctx, res, page, params.cursor, state);
   };
   const poller = { finish: () => finish(EMPTY) };
   const timer = setTimeout(() => finish(EMPTY), params.waitMs);
@@ -69,7 +75,8 @@ function longPoll(ctx: RouteContext, res: HttpResponse, params: PollParams, pos:
   stopWaiting = ctx.feed.waitFor(pos, params.filter, params.limit, finish);
 }
 
-function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor): void {
+function answer(ctx: RouteContext, res: HttpResponse, page: Page, cursor: Cursor, state: PollState): void {
+  state.leave();
   ctx.metrics.delivered.inc(page.events.length);
   const last = page.events[page.events.length - 1];
   // The last event's seq, not the largest: seqs are not monotonic.

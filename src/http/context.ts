@@ -1,6 +1,7 @@
 import type { Feed } from '../feed/feed.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import type { KeyedLimit, KeyedRate } from './limits.js';
 import type { Streams } from './streams.js';
 
 export interface Readiness {
@@ -16,6 +17,12 @@ export interface RouteContext {
   readonly log: Logger;
   /** Base of the jittered SSE `retry:` hint. */
   readonly retryMs: number;
+  /** Origins whose pages may read responses (PGFEED_CORS_ORIGINS). */
+  readonly corsOrigins: ReadonlySet<string>;
+  /** Lower-cased; '' when the peer address is the client. */
+  readonly trustedProxyHeader: string;
+  /** Per client address: open streams and long-polls, and new /v1 requests a second. */
+  readonly perClient: { readonly streams: KeyedLimit; readonly rate: KeyedRate };
   closing(): boolean;
   readiness(): Promise<Readiness>;
 }

@@ -1,4 +1,5 @@
 import type { RouteContext } from './context.js';
+import { writeCorsHeaders } from './cors.js';
 import { sendJson } from './status.js';
 import type { HttpResponse } from './uws.js';
 
@@ -27,6 +28,7 @@ export function metricsRoute(ctx: RouteContext) {
       res.cork(() => {
         res.writeStatus('200 OK');
         res.writeHeader('Content-Type', ctx.metrics.registry.contentType);
+        writeCorsHeaders(res);
         res.end(text);
       });
     });

@@ -46,10 +46,17 @@ function parseSeq(raw: string): number | null {
   return Number.isSafeInteger(n) ? n : null;
 }
 
-export function parseCursor(after: string | undefined, lastEventId: string): Cursor {
+/**
+ * `lastEventId` is the header's value, undefined when it is absent. Present
+ * but empty is refused: an EventSource leaves the header out rather than
+ * send it empty, and uWebSockets.js trims bytes 0x80-0xFF off both ends of
+ * a header value as if they were spaces, so `Last-Event-ID: \xff` arrives
+ * empty (see docs/http-hardening.md).
+ */
+export function parseCursor(after: string | undefined, lastEventId: string | undefined): Cursor {
   // EventSource reconnects to the same URL, after= and all, and adds the
   // header: honouring after= then would replay from the start every time.
-  if (lastEventId !== '') {
+  if (lastEventId !== undefined) {
     const seq = parseSeq(lastEventId.trim());
     if (seq === null) throw new PgfeedError('invalid_last_event_id');
     return seq === 0 ? { kind: 'start' } : { kind: 'seq', seq };
@@ -85,7 +92,7 @@ function parseEventNames(raw: string | undefined): boolean {
   return raw === 'on';
 }
 
-export function parseStreamParams(query: string, lastEventId: string): EventsParams {
+export function parseStreamParams(query: string, lastEventId: string | undefined): EventsParams {
   const q = parseQuery(query, ['project', 'after', 'types', 'event_names']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
@@ -98,7 +105,7 @@ export function parsePollParams(query: string): PollParams {
   const q = parseQuery(query, ['project', 'after', 'types', 'limit', 'wait']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
-    cursor: parseCursor(q.get('after'), ''),
+    cursor: parseCursor(q.get('after'), undefined),
     limit: parseIntIn(q.get('limit'), 1, 512, 512, 'invalid_limit'),
     waitMs: parseIntIn(q.get('wait'), 0, 30, 0, 'invalid_wait') * 1000,
   };
