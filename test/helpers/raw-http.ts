@@ -8,7 +8,7 @@ export interface RawResponse {
   readonly head: string;
   readonly body: string;
   /** How the connection ended: the server closed it, reset it, or we stopped waiting. */
-  readonly ended: 'closed' | 'reset' | 'timeout';
+  readonly ended: 'closed' | 'reset' | 'timeout' | 'enough';
   /** From the request's first byte to the end: how long the server held the socket. */
   readonly ms: number;
   /** Everything received, as latin1 (for pipelined responses). */
@@ -22,6 +22,8 @@ export interface RawOptions {
   readonly halfClose?: boolean;
   /** Write the request in pieces of this many bytes, `gapMs` apart (a slowloris). */
   readonly drip?: { readonly bytes: number; readonly gapMs: number };
+  /** Stop once what came back satisfies this (a stream's first frame): ended is then 'enough'. */
+  readonly until?: (received: string) => boolean;
 }
 
 /**
@@ -29,7 +31,7 @@ export interface RawOptions {
  * connection or `idleMs` passes without a byte (a stream would never close).
  */
 export function rawRequest(port: number, request: string | Buffer, opts: number | RawOptions = {}): Promise<RawResponse> {
-  const { idleMs = 1_000, halfClose = false, drip } = typeof opts === 'number' ? { idleMs: opts } : opts;
+  const { idleMs = 1_000, halfClose = false, drip, until } = typeof opts === 'number' ? { idleMs: opts } : opts;
   return new Promise((resolve) => {
     const sock = net.connect(port, '127.0.0.1');
     const chunks: Buffer[] = [];
@@ -52,6 +54,7 @@ export function rawRequest(port: number, request: string | Buffer, opts: number 
     let timer = setTimeout(() => finish('timeout'), idleMs);
     sock.on('data', (d) => {
       chunks.push(d);
+      if (until?.(Buffer.concat(chunks).toString('latin1'))) return finish('enough');
       clearTimeout(timer);
       timer = setTimeout(() => finish('timeout'), idleMs);
     });
