@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { PgfeedError } from './errors.js';
 
@@ -89,6 +90,27 @@ const bool = (raw: string): boolean => {
   throw new Error('must be true or false');
 };
 
+/** Comma-separated origins, each exactly as a browser sends it in `Origin` (scheme://host[:port]). */
+function origins(raw: string): readonly string[] {
+  const list = raw.split(',').map((o) => o.trim()).filter(Boolean);
+  for (const o of list) {
+    let origin = '';
+    try {
+      origin = new URL(o).origin;
+    } catch {
+      // reported below
+    }
+    if (origin !== o) throw new Error(`must be a comma-separated list of origins such as https://app.example.com (scheme, host and port only, no path or trailing slash); ${JSON.stringify(o.slice(0, 80))} is not one`);
+  }
+  return Object.freeze(list);
+}
+
+/** A request header name, matched lower-cased as uWS delivers it. */
+function headerName(raw: string): string {
+  if (raw !== '' && !/^[A-Za-z0-9-]{1,64}$/.test(raw)) throw new Error('must be a header name such as X-Forwarded-For (letters, digits and -)');
+  return raw.toLowerCase();
+}
+
 export const SETTINGS = {
   databaseUrl: { env: 'DATABASE_URL', flag: '--database-url', doc: 'the Postgres database; unset, serve runs an embedded Postgres', default: '', parse: databaseUrl },
   host: { env: 'PGFEED_HOST', flag: '--host', doc: 'address to listen on', default: '127.0.0.1', parse: str },
@@ -133,6 +155,11 @@ export const SETTINGS = {
   pruneIntervalMs: { env: 'PGFEED_PRUNE_INTERVAL_MS', flag: '--prune-interval-ms', doc: 'how often a pruning daemon starts a pass', default: 10_000, parse: int(100, 86_400_000) },
   pruneStepRows: { env: 'PGFEED_PRUNE_STEP_ROWS', flag: '--prune-step-rows', doc: 'most rows one pruning step (one transaction) removes', default: 2_000, parse: int(1, 1_000_000) },
   ui: { env: 'PGFEED_UI', flag: '--ui', doc: 'the inspector at /ui and its operator view: auto serves them when the host is a loopback address, on everywhere, off nowhere', default: 'auto' as const, parse: oneOf('auto', 'on', 'off') },
+  allowUnauthenticated: { env: 'PGFEED_ALLOW_UNAUTHENTICATED', flag: '--allow-unauthenticated', doc: 'serve without authentication on an address other than loopback (anyone who reaches the port reads every project)', default: false, parse: bool, bare: 'true' },
+  corsOrigins: { env: 'PGFEED_CORS_ORIGINS', flag: '--cors-origins', doc: 'comma-separated origins whose browser pages may read pgfeed (with credentials); none by default', default: Object.freeze([]) as readonly string[], parse: origins },
+  trustedProxyHeader: { env: 'PGFEED_TRUSTED_PROXY_HEADER', flag: '--trusted-proxy-header', doc: 'header that a proxy in front sets to the client address (X-Forwarded-For: its last entry); unset, the peer address is the client', default: '', parse: headerName },
+  maxStreamsPerIp: { env: 'PGFEED_MAX_STREAMS_PER_IP', flag: '--max-streams-per-ip', doc: 'open streams and long-polls one client address may hold (429 too_many_streams); 0: no limit', default: 0, parse: int(0, 1_000_000) },
+  requestsPerSecondPerIp: { env: 'PGFEED_REQUESTS_PER_SECOND_PER_IP', flag: '--requests-per-second-per-ip', doc: 'new /v1 requests (each a new stream or poll) one client address may make per second, in bursts of as many (429 rate_limited); 0: no limit', default: 0, parse: int(0, 1_000_000) },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */
@@ -310,4 +337,27 @@ export function settingsHelp(keys: readonly SettingKey[] = ALL): string {
     .map((k): Setting<unknown> => SETTINGS[k])
     .map((s) => `  ${(s.flag + ' / ' + s.env).padEnd(62)} ${s.doc} (default ${JSON.stringify(s.default)})`)
     .join('\n');
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: only this host can connect. */
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  const v = isIP(host);
+  if (v === 4) return host.startsWith('127.');
+  // The URL parser writes every spelling of an IPv6 address one way: [::1], [::ffff:7f00:1].
+  if (v === 6) return /^\[(::1|::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4})\]$/.test(new URL(`http://[${host}]`).hostname);
+  return false;
+}
+
+/**
+ * An unauthenticated daemon hands every project to whoever reaches its
+ * port: it binds to loopback unless told in so many words that the network
+ * in front is the wall. Returns whether the bind is open (to warn about).
+ */
+export function checkExposure(config: Pick<Config, 'host' | 'allowUnauthenticated'>, authOn: boolean): boolean {
+  if (authOn || isLoopback(config.host)) return false;
+  if (!config.allowUnauthenticated) {
+    throw invalid(`PGFEED_HOST ${JSON.stringify(config.host)} is not a loopback address and no authentication is configured, so anyone who reaches the port could read every project; bind to 127.0.0.1, or set PGFEED_ALLOW_UNAUTHENTICATED=true if a firewall or proxy in front is the access control`);
+  }
+  return true;
 }

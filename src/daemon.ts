@@ -15,6 +15,7 @@ import { Health } from './feed/health.js';
 import { Tail } from './feed/tail.js';
 import type { Readiness } from './http/context.js';
 import { createApp, listenWithRetry, type HttpServer } from './http/server.js';
+import { KeyedLimit, KeyedRate } from './http/limits.js';
 import { Streams } from './http/streams.js';
 import { uiEnabled } from './http/ui-route.js';
 import type { Logger } from './log.js';
@@ -109,6 +110,9 @@ export class Daemon {
       log: this.log,
       retryMs: this.config.retryMs,
       ui: uiEnabled(this.config.ui, this.config.host),
+      corsOrigins: new Set(this.config.corsOrigins),
+      trustedProxyHeader: this.config.trustedProxyHeader,
+      perClient: { streams: new KeyedLimit(this.config.maxStreamsPerIp), rate: new KeyedRate(this.config.requestsPerSecondPerIp) },
       closing: () => this.closing,
       readiness: () => this.readiness(),
       health: this.health,

@@ -19,7 +19,7 @@ export const ERROR_CODES = {
   cursor_expired: 'That event is older than the retained history. Resume from the earliest available seq, or after=0.',
   not_found: 'No such endpoint. See /v1/events, /v1/changes, /healthz, /readyz and /metrics.',
   method_not_allowed: 'Only GET is supported.',
-  header_too_large: 'The request headers are too large (at most 8 KiB in all). Send fewer or smaller headers.',
+  header_too_large: 'The request target and headers are too large (at most 8 KiB in all). Send a shorter URL, or fewer or smaller headers.',
   over_capacity: 'The daemon is at its stream limit. Retry after the Retry-After delay, or use another replica.',
   shutting_down: 'The daemon is shutting down. Reconnect; another replica or the restarted daemon will resume your cursor.',
   database_unavailable: 'The database is not reachable right now. Retry shortly.',
@@ -38,6 +38,9 @@ export const ERROR_CODES = {
   body_too_large: 'The request body is too large (at most 4 KiB).',
   invalid_since: 'since must be an RFC 3339 date-time with an offset, such as 2026-01-31T12:00:00Z or 2026-01-31T13:00:00.5+01:00.',
   conflicting_cursors: 'Give since or after, not both: each says where the stream starts.',
+  too_many_streams: 'This client address holds as many streams and long-polls as it may. Close one, or retry after the Retry-After delay.',
+  rate_limited: 'This client address opens new streams and polls faster than it may. Retry after the Retry-After delay.',
+  invalid_request: 'The request is malformed (RFC 9110/9112): a repeated or invalid Host, conflicting Content-Length, Transfer-Encoding on a request without a body, or a control character in a header value. Fix the client or the proxy in front.',
   // start-up errors
   invalid_config: 'A configuration value or command-line argument is invalid; pgfeed <command> --help shows the usage.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',

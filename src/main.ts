@@ -1,6 +1,6 @@
-import { checkAuthSettings } from './auth/auth.js';
+import { authEnabled, checkAuthSettings } from './auth/auth.js';
 import { backoffDelay, type Backoff } from './backoff.js';
-import type { Config } from './config.js';
+import { checkExposure, type Config } from './config.js';
 import { Daemon } from './daemon.js';
 import { startEmbedded, type Embedded } from './db/embedded.js';
 import { checkMigrated, migrate, type SettingsWrite } from './db/migrate.js';
@@ -70,7 +70,10 @@ export const MIGRATE_SETTINGS = ['databaseUrl', 'channel', 'notify', 'logLevel',
  */
 export async function serve(config: Config): Promise<void> {
   checkAuthSettings(config);
+  // Before anything starts: an exposed unauthenticated daemon is refused, not started.
+  const exposed = checkExposure(config, authEnabled(config));
   const log = createLogger(config.logLevel, config.logFormat);
+  if (exposed) log.warn({ host: config.host }, 'serving WITHOUT authentication on an address other than loopback (PGFEED_ALLOW_UNAUTHENTICATED=true): anyone who reaches the port can read every project');
   // systemd (Type=notify) is told READY=1 only below, once the port is bound and LISTEN is up.
   const manager = connectServiceManager(log);
   process.on('unhandledRejection', (err) => {

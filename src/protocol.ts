@@ -60,7 +60,10 @@ export interface ErrorBody {
 export const CONTROL_PREFIX = 'pgfeed.';
 
 /** The conditions a stream request is told to retry, rather than refused for good. */
-export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable' | 'subject_over_limit'>;
+export type UnavailableCode = Extract<ErrorCode, 'shutting_down' | 'over_capacity' | 'database_unavailable' | 'subject_over_limit' | 'too_many_streams' | 'rate_limited'>;
+
+/** Every UnavailableCode: a 503 or 429 with Retry-After, or for an EventSource a `pgfeed.unavailable` and `retry:`. */
+export const UNAVAILABLE_CODES: readonly UnavailableCode[] = ['shutting_down', 'over_capacity', 'database_unavailable', 'subject_over_limit', 'too_many_streams', 'rate_limited'];
 
 /** The control events, by name, with what their data holds besides `type`. */
 export interface ControlEvents {

@@ -27,7 +27,7 @@
  * ceilings are 500 ms, 1 s, 2 s, 4 s, 8 s, 16 s, 30 s, 30 s, …
  */
 import { backoffDelay, type Backoff } from '../backoff.js';
-import { CONTROL_PREFIX, type ChangeEvent, type EventNames, type UnavailableCode } from '../protocol.js';
+import { CONTROL_PREFIX, UNAVAILABLE_CODES, type ChangeEvent, type EventNames, type UnavailableCode } from '../protocol.js';
 import { FeedError, responseError, retryableStatus, retryAfterMs } from './feed-error.js';
 import { isAfter, positionOf, type EventPosition } from './event-position.js';
 import { readEventSource, type EventSourceConstructor } from './event-source.js';
@@ -97,7 +97,7 @@ interface Opened {
 /** Events held for a slow iterator before the feed stops reading (TCP then slows the daemon's side). */
 const HIGH_WATER = 1024;
 
-const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable', 'subject_over_limit']);
+const UNAVAILABLE: ReadonlySet<string> = new Set<UnavailableCode>(UNAVAILABLE_CODES);
 
 /** How one connection ended, and so how long until the next. */
 type Ended =

@@ -2,6 +2,7 @@ import { authHeaders } from '../auth/credentials.js';
 import { PgfeedError } from '../errors.js';
 import { controlFrame, retryFrame } from '../feed/frame.js';
 import type { RouteContext } from './context.js';
+import { clientAddress } from './client-address.js';
 import { parseStreamParams, type EventsParams } from './params.js';
 import { admit, type Admitted, type RequestInput } from './pipeline.js';
 import { reject } from './reject.js';
@@ -14,11 +15,12 @@ import type { HttpRequest, HttpResponse } from './uws.js';
 export function eventsRoute(ctx: RouteContext) {
   return (res: HttpResponse, req: HttpRequest): void => {
     let stream: OpenStream | undefined;
-    // Whoever closes the stream (the client, a shutdown, the slow-client timer), it frees its place.
+    let leave = () => {};
+    // Whoever closes the stream (the client, a shutdown, the slow-client timer), it frees its places.
     const sink = new SseSink(res, () => {
+      leave();
       if (!stream) return;
       stream.sub.close();
-      stream.access?.leave();
       ctx.streams.sse.delete(stream);
     });
     // Everything from req must be read now: it is gone after the first await.
@@ -30,24 +32,32 @@ export function eventsRoute(ctx: RouteContext) {
     req.forEach((name, value) => {
       if (name === 'last-event-id') lastEventIds.push(value);
     });
-    const input: RequestInput = { query, headers: authHeaders(req), resuming: lastEventIds.length > 0, tickets: true };
-    void open(ctx, res, sink, input, lastEventIds, eventSource, (s) => (stream = s));
+    const input: RequestInput = {
+      client: clientAddress(res, req, ctx.trustedProxyHeader),
+      query,
+      headers: authHeaders(req),
+      resuming: lastEventIds.length > 0,
+      tickets: true,
+    };
+    void open(ctx, res, sink, input, lastEventIds, eventSource, (s, l) => {
+      stream = s;
+      leave = l;
+    });
   };
 }
 
 async function open(
-  ctx: RouteContext, res: HttpResponse, sink: SseSink, input: RequestInput, lastEventIds: string[], eventSource: boolean,
-  opened: (stream: OpenStream) => void,
+  ctx: RouteContext, res: HttpResponse, sink: SseSink, input: RequestInput, lastEventIds: readonly string[], eventSource: boolean,
+  opened: (stream: OpenStream, leave: () => void) => void,
 ): Promise<void> {
   let admitted: Admitted<EventsParams> | undefined;
-  let streaming = false;
   try {
     admitted = await admit(ctx, input, (query) => {
       // Two cursors are ambiguous: refuse rather than pick one.
       if (lastEventIds.length > 1) throw new PgfeedError('duplicate_parameter', 'The Last-Event-ID header is sent more than once; send it once.');
-      return parseStreamParams(query, lastEventIds[0] ?? '');
+      return parseStreamParams(query, lastEventIds[0]);
     });
-    if (!sink.open) return;
+    if (!sink.open) return admitted.leave();
     if (ctx.closing()) throw new PgfeedError('shutting_down');
     const { params, filter, pos, access } = admitted;
     const degraded = ctx.health.current();
@@ -71,16 +81,14 @@ async function open(
       openedAt: Date.now(),
     };
     ctx.streams.sse.add(stream);
-    opened(stream);
-    streaming = true;
+    opened(stream, admitted.leave);
     ctx.auth?.watch(stream);
   } catch (err) {
+    admitted?.leave();
     if (!sink.open) return;
     sink.detach(); // the response is answered below; nothing else may touch it
     reject(ctx, res, err, { stream: eventSource });
   } finally {
     admitted?.release();
-    // The stream holds its access until it closes; a request that never streamed gives it back now.
-    if (!streaming) admitted?.access?.leave();
   }
 }

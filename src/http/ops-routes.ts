@@ -3,6 +3,7 @@ import { bearerToken, authHeaders } from '../auth/credentials.js';
 import { PgfeedError } from '../errors.js';
 import type { RouteContext } from './context.js';
 import { reject } from './reject.js';
+import { writeCorsHeaders } from './cors.js';
 import { sendJson } from './status.js';
 import type { HttpRequest, HttpResponse } from './uws.js';
 
@@ -72,6 +73,7 @@ export function metricsRoute(ctx: RouteContext) {
       res.cork(() => {
         res.writeStatus('200 OK');
         res.writeHeader('Content-Type', ctx.metrics.registry.contentType);
+        writeCorsHeaders(res);
         res.end(text);
       });
     });

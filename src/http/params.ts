@@ -59,12 +59,19 @@ export function parseSince(raw: string): string {
   return raw;
 }
 
-export function parseCursor(after: string | undefined, lastEventId: string, since?: string): Cursor {
+/**
+ * `lastEventId` is the header's value, undefined when it is absent. Present
+ * but empty is refused: an EventSource leaves the header out rather than
+ * send it empty, and uWebSockets.js trims bytes 0x80-0xFF off both ends of
+ * a header value as if they were spaces, so `Last-Event-ID: \xff` arrives
+ * empty (see docs/http-hardening.md).
+ */
+export function parseCursor(after: string | undefined, lastEventId: string | undefined, since?: string): Cursor {
   // EventSource reconnects to the same URL, after= and all, and adds the
   // header: honouring after= then would replay from the start every time.
   // since= likewise: it says where a fresh stream starts, and a reconnect
   // resumes from its Last-Event-ID instead.
-  if (lastEventId !== '') {
+  if (lastEventId !== undefined) {
     const seq = parseSeq(lastEventId.trim());
     if (seq === null) throw new PgfeedError('invalid_last_event_id');
     return seq === 0 ? { kind: 'start' } : { kind: 'seq', seq };
@@ -105,7 +112,7 @@ function parseEventNames(raw: string | undefined): boolean {
   return raw === 'on';
 }
 
-export function parseStreamParams(query: string, lastEventId: string): EventsParams {
+export function parseStreamParams(query: string, lastEventId: string | undefined): EventsParams {
   const q = parseQuery(query, ['project', 'after', 'since', 'types', 'event_names']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
@@ -118,7 +125,7 @@ export function parsePollParams(query: string): PollParams {
   const q = parseQuery(query, ['project', 'after', 'since', 'types', 'limit', 'wait']);
   return {
     filter: { project: parseProject(q.get('project')), types: parseTypes(q.get('types')) },
-    cursor: parseCursor(q.get('after'), '', q.get('since')),
+    cursor: parseCursor(q.get('after'), undefined, q.get('since')),
     limit: parseIntIn(q.get('limit'), 1, 512, 512, 'invalid_limit'),
     waitMs: parseIntIn(q.get('wait'), 0, 30, 0, 'invalid_wait') * 1000,
   };

@@ -2,13 +2,14 @@ import { isUnreachable, queryFailure } from '../db/query-errors.js';
 import { PgfeedError, type ErrorCode } from '../errors.js';
 import { CursorError } from '../feed/cursor.js';
 import { controlFrame, retryFrame } from '../feed/frame.js';
-import type { UnavailableCode } from '../protocol.js';
+import { UNAVAILABLE_CODES, type UnavailableCode } from '../protocol.js';
 import type { RouteContext } from './context.js';
+import { LimitError } from './limits.js';
 import { writeSseHead } from './sse-head.js';
 import { sendError, STATUS } from './status.js';
 import type { HttpResponse } from './uws.js';
 
-const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<UnavailableCode>(['shutting_down', 'over_capacity', 'database_unavailable', 'subject_over_limit']);
+const UNAVAILABLE: ReadonlySet<ErrorCode> = new Set<UnavailableCode>(UNAVAILABLE_CODES);
 
 function isUnavailable(code: ErrorCode): code is UnavailableCode {
   return UNAVAILABLE.has(code);
@@ -25,7 +26,16 @@ export interface RejectOptions {
   readonly headers?: Readonly<Record<string, string>>;
   /** End the connection after the answer: the request's body was not read to its end. */
   readonly close?: boolean;
+  /** The request is a HEAD: no body. */
+  readonly head?: boolean;
 }
+
+/**
+ * Answers that end the connection: a stopping daemon's (the retry opens a
+ * new one, to another replica or its successor), and a malformed request's
+ * (RFC 9112: nothing more on that connection can be trusted).
+ */
+const CLOSES: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['shutting_down', 'invalid_request']);
 
 /**
  * The one error responder. Bad input is a JSON 4xx, which a client must not
@@ -38,11 +48,11 @@ export function reject(ctx: RouteContext, res: HttpResponse, err: unknown, opts:
   const e = err instanceof PgfeedError ? err : failedQuery(ctx, err);
   ctx.metrics.rejected.inc({ code: e.code });
   if (opts.stream && isUnavailable(e.code)) return askToRetry(res, e.code, e.message, ctx.retryMs);
-  const headers = isUnavailable(e.code) ? { 'Retry-After': String(retryAfterS()), ...opts.headers }
+  const after = (e instanceof LimitError && e.retryAfterS) || retryAfterS();
+  const headers = isUnavailable(e.code) ? { 'Retry-After': String(after), ...opts.headers }
     : STATUS[e.code].startsWith('401') ? { 'WWW-Authenticate': challenge(e.code), ...opts.headers }
     : opts.headers;
-  // A stopping daemon closes the connection, so the retry opens a new one (to another replica or its successor).
-  sendError(res, e, e instanceof CursorError ? e.detail : {}, headers, e.code === 'shutting_down' || opts.close === true);
+  sendError(res, e, e instanceof CursorError ? e.detail : {}, { headers, close: CLOSES.has(e.code) || opts.close === true, head: opts.head });
 }
 
 /**

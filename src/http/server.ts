@@ -1,20 +1,15 @@
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { PgfeedError } from '../errors.js';
 import { changesRoute } from './changes-route.js';
+import { grantCors, preflightRoute } from './cors.js';
 import type { RouteContext } from './context.js';
 import { eventsRoute } from './events-route.js';
 import { healthzRoute, metricsRoute, readyzRoute } from './ops-routes.js';
 import { reject } from './reject.js';
+import { requestFault } from './request-guard.js';
 import { ticketsRoute } from './tickets-route.js';
 import { uiRoutes } from './ui-route.js';
 import uWS, { type HttpRequest, type HttpResponse, type TemplatedApp, type us_listen_socket } from './uws.js';
-
-/**
- * The most header bytes (names and values) a request may carry. uWS only
- * bounds headers that arrive split across reads; one that arrives whole is
- * checked here, before any route does work for it.
- */
-export const MAX_HEADER_BYTES = 8 * 1024;
 
 type Handler = (res: HttpResponse, req: HttpRequest) => void;
 
@@ -25,27 +20,42 @@ export interface HttpServer {
 }
 
 export function createApp(ctx: RouteContext): TemplatedApp {
-  const bounded = (handler: Handler): Handler => (res, req) => {
-    let bytes = 0;
-    req.forEach((name, value) => (bytes += name.length + value.length + 4));
-    if (bytes <= MAX_HEADER_BYTES) return handler(res, req);
-    reject(ctx, res, new PgfeedError('header_too_large', `The request headers are ${bytes} bytes; at most ${MAX_HEADER_BYTES} are accepted. Send fewer or smaller headers.`));
+  /**
+   * Every request, before its route: its CORS grant (so that a listed
+   * origin can read even the errors), then what uWS lets through that
+   * RFC 9110/9112 refuse (request-guard.ts). A HEAD is answered without a
+   * body, which on a kept-alive connection would be read as the start of
+   * the next response.
+   */
+  const guarded = (handler: Handler, hasBody = false): Handler => (res, req) => {
+    grantCors(ctx.corsOrigins, res, req);
+    const head = req.getMethod() === 'head';
+    const fault = requestFault(req, hasBody);
+    if (!fault) return handler(res, req);
+    // A body left unread would be run as the next request: close after the answer.
+    if (fault.kind === 'reject') return reject(ctx, res, fault.error, { head, close: hasBody });
+    // The length of what follows is ambiguous, and uWS would run it as the next request: close now, unanswered.
+    ctx.metrics.rejected.inc({ code: 'invalid_request' });
+    ctx.log.debug({ reason: fault.reason }, 'request refused by closing the connection: ambiguous framing');
+    res.close();
   };
+  const notAllowed = guarded((res, req) => reject(ctx, res, new PgfeedError('method_not_allowed'), { headers: { Allow: 'GET' }, head: req.getMethod() === 'head' }));
   const app = uWS.App();
   // Only with authentication on: without it there is nothing to mint a ticket with, and the path stays a 405 as before.
   if (ctx.auth) {
-    app.post('/v1/tickets', bounded(ticketsRoute(ctx, ctx.auth)))
-      .any('/v1/tickets', (res) => reject(ctx, res, new PgfeedError('method_not_allowed', 'POST /v1/tickets mints a ticket; no other method is served there.'), { headers: { Allow: 'POST' } }));
+    app.post('/v1/tickets', guarded(ticketsRoute(ctx, ctx.auth), true))
+      .any('/v1/tickets', guarded((res, req) => reject(ctx, res, new PgfeedError('method_not_allowed', 'POST /v1/tickets mints a ticket; no other method is served there.'), { headers: { Allow: 'POST' }, head: req.getMethod() === 'head', close: true }), true));
   }
-  for (const [path, handler] of Object.entries(uiRoutes(ctx))) app.get(path, bounded(handler));
+  for (const [path, handler] of Object.entries(uiRoutes(ctx))) app.get(path, guarded(handler));
   return app
-    .get('/v1/events', bounded(eventsRoute(ctx)))
-    .get('/v1/changes', bounded(changesRoute(ctx)))
-    .get('/healthz', bounded(healthzRoute()))
-    .get('/readyz', bounded(readyzRoute(ctx)))
-    .get('/metrics', bounded(metricsRoute(ctx)))
-    .get('/*', bounded((res) => reject(ctx, res, new PgfeedError('not_found'))))
-    .any('/*', (res) => reject(ctx, res, new PgfeedError('method_not_allowed'), { headers: { Allow: 'GET' } }));
+    .get('/v1/events', guarded(eventsRoute(ctx)))
+    .get('/v1/changes', guarded(changesRoute(ctx)))
+    .get('/healthz', guarded(healthzRoute()))
+    .get('/readyz', guarded(readyzRoute(ctx)))
+    .get('/metrics', guarded(metricsRoute(ctx)))
+    .get('/*', guarded((res) => reject(ctx, res, new PgfeedError('not_found'))))
+    .options('/*', guarded(preflightRoute(ctx.corsOrigins)))
+    .any('/*', notAllowed);
 }
 
 /** Up to 250 ms, 500 ms, 1 s, then 2 s between attempts to bind (see backoff.ts). */

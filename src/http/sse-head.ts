@@ -1,3 +1,4 @@
+import { writeCorsHeaders } from './cors.js';
 import type { HttpResponse } from './uws.js';
 
 /** The status and headers of every SSE response: a stream, or the answer that asks the client to retry. Call inside a cork. */
@@ -7,4 +8,5 @@ export function writeSseHead(res: HttpResponse): void {
   res.writeHeader('Cache-Control', 'no-cache');
   // nginx would otherwise buffer the stream.
   res.writeHeader('X-Accel-Buffering', 'no');
+  writeCorsHeaders(res);
 }

@@ -1,5 +1,6 @@
 import type { ErrorCode, PgfeedError } from '../errors.js';
 import type { ErrorBody } from '../protocol.js';
+import { writeCorsHeaders } from './cors.js';
 import type { HttpResponse } from './uws.js';
 
 /** The one table from error code to HTTP status. */
@@ -43,21 +44,34 @@ export const STATUS: Record<ErrorCode, string> = {
   database_not_migrated: '500 Internal Server Error',
   invalid_since: '400 Bad Request',
   conflicting_cursors: '400 Bad Request',
+  too_many_streams: '429 Too Many Requests',
+  rate_limited: '429 Too Many Requests',
+  invalid_request: '400 Bad Request',
 };
 
-/** `close`: end the connection after this response (uWS then sends `Connection: close`). */
-export function sendJson(res: HttpResponse, status: string, body: unknown, headers: Readonly<Record<string, string>> = {}, close = false): void {
+export interface SendOptions {
+  readonly headers?: Readonly<Record<string, string>>;
+  /** End the connection after this response (uWS then sends `Connection: close`). */
+  readonly close?: boolean;
+  /** The answer to a HEAD: the status and headers only. A body would be read as the start of the next response. */
+  readonly head?: boolean;
+}
+
+export function sendJson(res: HttpResponse, status: string, body: unknown, opts: SendOptions = {}): void {
   res.cork(() => {
     res.writeStatus(status);
     res.writeHeader('Content-Type', 'application/json');
     res.writeHeader('Cache-Control', 'no-store');
-    for (const [k, v] of Object.entries(headers)) res.writeHeader(k, v);
-    res.end(typeof body === 'string' ? body : JSON.stringify(body), close);
+    writeCorsHeaders(res);
+    for (const [k, v] of Object.entries(opts.headers ?? {})) res.writeHeader(k, v);
+    // endWithoutBody takes no arguments here: given a length, this uWS build waits for a body.
+    if (opts.head) res.endWithoutBody();
+    else res.end(typeof body === 'string' ? body : JSON.stringify(body), opts.close);
   });
 }
 
 /** `{"error":{"code","message", ...detail}}` with the code's status. */
-export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, headers: Readonly<Record<string, string>> = {}, close = false): void {
+export function sendError(res: HttpResponse, err: PgfeedError, detail: Record<string, unknown> = {}, opts: SendOptions = {}): void {
   const body: ErrorBody = { error: { code: err.code, message: err.message, ...detail } };
-  sendJson(res, STATUS[err.code], body, headers, close);
+  sendJson(res, STATUS[err.code], body, opts);
 }

@@ -184,6 +184,110 @@ t.test('oversized headers: refused, and the daemon still serves', async (t) => {
   t.equal((await getJson(`${daemon.base}/healthz`)).status, 200, 'healthz still answers');
 });
 
+// What a hostile-input probe found: each case is refused, or closed at once,
+// or (where uWebSockets.js v20.30 itself holds the socket) closed within its
+// 10 s header timeout; never held until an idle timeout of its own.
+const GET = (target: string, headers = 'Host: x\r\n') => `GET ${target} HTTP/1.1\r\n${headers}\r\n`;
+const RESPONSE_LINE = /HTTP\/1\.1 \d{3} /g;
+
+t.test('Last-Event-ID with bytes that are not ASCII: 400 invalid_last_event_id', async (t) => {
+  // uWS trims 0x80-0xFF off both ends of a value like spaces: \xff arrives empty, which pgfeed refuses.
+  for (const id of ['\xff', '\xff\xff', '\x80', '2\xe93', '\xc3\xa9']) {
+    const res = await rawRequest(daemon.port, GET('/v1/events?project=x&after=0', `Host: x\r\nLast-Event-ID: ${id}\r\n`));
+    t.equal(res.status, 400, `Last-Event-ID ${JSON.stringify(id)}: 400`);
+    t.match(res.body, /"code":"invalid_last_event_id"/);
+  }
+  const empty = await rawRequest(daemon.port, GET('/v1/events?project=x&after=0', 'Host: x\r\nLast-Event-ID:\r\n'));
+  t.equal(empty.status, 400, 'an empty Last-Event-ID is refused, not read as absent');
+});
+
+t.test('HEAD: 405 with Allow: GET and no body, so the next response on the connection is intact', async (t) => {
+  for (const path of ['/v1/events?project=x', '/v1/changes?project=x', '/healthz', '/nope']) {
+    const res = await rawRequest(daemon.port, `HEAD ${path} HTTP/1.1\r\nHost: x\r\n\r\n${GET('/healthz')}`);
+    const [first, second] = res.raw.split(/(?=HTTP\/1\.1 )/);
+    t.match(first, /^HTTP\/1\.1 405 /, `HEAD ${path}: 405`);
+    t.match(first, /\r\nAllow: GET\r\n/i, 'Allow: GET');
+    t.match(first, /\r\n\r\n$/, 'nothing after the head');
+    t.match(second, /^HTTP\/1\.1 200 [^]*\r\n\r\n\{"status":"ok"\}$/, 'the pipelined GET after it is answered whole');
+  }
+});
+
+t.test('pipelining: three requests on one connection, three answers in order', async (t) => {
+  const res = await rawRequest(daemon.port, GET('/healthz') + GET('/v1/changes?project=x&after=abc') + GET('/nope'));
+  t.same(res.raw.match(RESPONSE_LINE), ['HTTP/1.1 200 ', 'HTTP/1.1 400 ', 'HTTP/1.1 404 ']);
+});
+
+t.test('Host: repeated or not a host, and a DEL in a header value: 400 invalid_request, connection closed', async (t) => {
+  for (const headers of ['Host: x\r\nHost: y\r\n', 'Host: a b c\r\n', 'Host: x/y\r\n', 'Host: x\r\nX-A: a\x7fb\r\n', 'Host: x\r\nLast-Event-ID: 1\x7f\r\n']) {
+    const res = await rawRequest(daemon.port, GET('/v1/events?project=x&after=now', headers) + GET('/healthz'), 3_000);
+    t.equal(res.status, 400, `${JSON.stringify(headers)}: 400`);
+    t.match(res.body, /"code":"invalid_request"/);
+    t.match(rawHeader(res, 'Connection'), /close/i, 'Connection: close');
+    t.notMatch(res.head, /text\/event-stream/);
+  }
+  for (const host of ['Host: example.com:8080\r\n', 'Host: [::1]:80\r\n', 'Host: 10.0.0.1\r\n', 'Host:\r\n']) {
+    t.equal((await rawRequest(daemon.port, GET('/healthz', host))).status, 200, `${JSON.stringify(host)} is a host`);
+  }
+});
+
+t.test('request smuggling shapes: closed at once, unanswered, and the bytes after the head never run', async (t) => {
+  // The bytes after the head are a request of their own to uWS: if they ran, a 200 would come back.
+  const smuggled = GET('/healthz');
+  for (const headers of [
+    `Host: x\r\nContent-Length: 0\r\nContent-Length: ${smuggled.length}\r\n`,
+    `Host: x\r\nContent-Length: ${smuggled.length}\r\nContent-Length: 0\r\n`,
+    'Host: x\r\nContent-Length: 1x\r\n',
+    'Host: x\r\nTransfer-Encoding: gzip\r\n',
+    'Host: x\r\nTransfer-Encoding: chunked\r\n',
+  ]) {
+    const res = await rawRequest(daemon.port, `GET /v1/changes?project=x HTTP/1.1\r\n${headers}\r\n${smuggled}`, 3_000);
+    t.equal(res.raw, '', `${JSON.stringify(headers)}: no answer at all`);
+    t.not(res.ended, 'timeout', 'the connection is closed');
+    t.ok(res.ms < 1_000, `at once (${res.ms} ms)`);
+  }
+  const same = await rawRequest(daemon.port, 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n');
+  t.equal(same.status, 200, 'the same Content-Length twice is one length (RFC 9112 6.3)');
+});
+
+t.test('what uWebSockets.js refuses itself: closed at once, or within its 10 s header timeout', async (t) => {
+  const many = (n: number) => 'Host: x\r\n' + Array.from({ length: n - 1 }, (_, i) => `X-H${i}: v\r\n`).join('');
+  const cases: Array<[string, string, 'prompt' | 'linger']> = [
+    ['unknown method FOO', 'FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'prompt'],
+    ['lowercase get', 'get /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'prompt'],
+    ['an empty header name first', 'GET /healthz HTTP/1.1\r\n: v\r\nHost: x\r\n\r\n', 'prompt'],
+    ['HTTP/1.0', 'GET /healthz HTTP/1.0\r\n\r\n', 'linger'],
+    ['HTTP/1.0 with Host', 'GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n', 'linger'],
+    ['HTTP/1.1 without Host', 'GET /healthz HTTP/1.1\r\n\r\n', 'linger'],
+    ['HTTP/2.0', 'GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n', 'linger'],
+    ['NUL in the request line', 'GET /healthz\x00 HTTP/1.1\r\nHost: x\r\n\r\n', 'linger'],
+    ['a control byte in the request line', 'GET /heal\x01thz HTTP/1.1\r\nHost: x\r\n\r\n', 'linger'],
+    ['bare LF line endings', 'GET /healthz HTTP/1.1\nHost: x\n\n', 'linger'],
+    ['obs-fold', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n', 'linger'],
+    ['absolute-form target', 'GET http://x/healthz HTTP/1.1\r\nHost: x\r\n\r\n', 'linger'],
+    ['asterisk-form target', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 'linger'],
+    ['49 header lines', `GET /healthz HTTP/1.1\r\n${many(49)}\r\n`, 'linger'],
+    ['an underscore in a header name', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX_A: 1\r\n\r\n', 'linger'],
+    ['a control byte in a header value', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\x01b\r\n\r\n', 'linger'],
+    ['a half-closed socket with half a request', 'GET /healthz HTTP/1.1\r\nHo', 'prompt'],
+  ];
+  // All at once: the lingering ones take uWS's timeout (10 s, checked every 4 s), not one after another.
+  const results = await Promise.all(cases.map(([, req, kind]) => rawRequest(daemon.port, req, { idleMs: 15_000, halfClose: kind === 'prompt' && req.endsWith('Ho') })));
+  cases.forEach(([name, , kind], i) => {
+    const r = results[i];
+    t.comment(`${name}: ${r.status || 'no answer'}, ${r.ended} after ${r.ms} ms`);
+    t.not(r.ended, 'timeout', `${name}: the socket is closed`);
+    t.notOk(r.status >= 200 && r.status < 300, `${name}: never served`);
+    t.ok(r.ms < (kind === 'prompt' ? 2_000 : 13_000), `${name}: held ${r.ms} ms (bound ${kind === 'prompt' ? '2' : '13'} s)`);
+  });
+  const long = await rawRequest(daemon.port, GET(`/healthz?${'a'.repeat(10 * 1024)}`));
+  t.ok(long.status === 431 || (long.status === 0 && long.ended !== 'timeout'), `a 10 KiB target: 431 (it counts with the headers), or closed if uWS read it in pieces (${long.status}, ${long.ended})`);
+  if (long.status === 431) t.match(long.body, /"code":"header_too_large"/);
+  const legal = await rawRequest(daemon.port, `GET /healthz HTTP/1.1\r\n${many(48)}\r\n`);
+  t.equal(legal.status, 200, '48 header lines are served (uWS holds 49 entries with the request line)');
+  const half = await rawRequest(daemon.port, GET('/healthz'), { halfClose: true });
+  t.equal(half.status, 200, 'a whole request, then a half-close: answered');
+});
+
 t.test('the healthy stream opened first still receives new events', async (t) => {
   const [seq] = await emit(db.pool, 'healthy');
   await healthy.waitFor((c) => c.seqs.includes(seq), 10_000, 'the new event');

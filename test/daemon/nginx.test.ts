@@ -12,6 +12,7 @@ import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { freeLowPort, freePort } from '../helpers/free-port.js';
+import { rawHeader, rawRequest } from '../helpers/raw-http.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
 import { waitUntil } from '../helpers/wait.js';
 
@@ -32,7 +33,7 @@ t.test('through nginx', { skip: nginx ? false : 'nginx is not installed (Debian 
   const db = await testDatabase(t);
   // A fixed port, so that the restarted daemon is where the upstream block says.
   const upstreamPort = await freeLowPort();
-  const env = { PGFEED_PORT: String(upstreamPort), PGFEED_HEARTBEAT_MS: '1000' };
+  const env = { PGFEED_PORT: String(upstreamPort), PGFEED_HEARTBEAT_MS: '1000', PGFEED_TRUSTED_PROXY_HEADER: 'X-Forwarded-For' };
   let daemon = await startDaemon(t, db.url, env);
 
   const dir = mkdtempSync(join(tmpdir(), 'pgfeed-nginx-'));
@@ -102,4 +103,33 @@ ${server}
   await again.waitFor((c) => c.seqs.length === 4, 10_000, 'a live event after the resume');
   t.same([...first.seqs, ...again.seqs], await deliveryOrder(db.pool, 'nginx'), 'every event exactly once, in delivery order');
   t.same(again.seqs, [...during, ...after], 'the resume starts right after the last event received');
+
+  // What uWebSockets.js leaves unanswered or lets through, sent to nginx:
+  // each gets a prompt answer, from nginx or from pgfeed behind it.
+  const many = Array.from({ length: 60 }, (_, i) => `X-H${i}: v\r\n`).join('');
+  const cases: Array<[string, string, number]> = [
+    ['HTTP/1.0 without Host', 'GET /healthz HTTP/1.0\r\n\r\n', 200],
+    ['HTTP/1.0 with Host', 'GET /healthz HTTP/1.0\r\nHost: x\r\n\r\n', 200],
+    ['bare LF', 'GET /healthz HTTP/1.1\nHost: x\n\n', 200],
+    ['absolute-form', `GET http://127.0.0.1:${port}/healthz HTTP/1.1\r\nHost: x\r\n\r\n`, 200],
+    ['60 header lines', `GET /healthz HTTP/1.1\r\nHost: x\r\n${many}\r\n`, 200],
+    ['an underscore in a header name', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX_A: 1\r\n\r\n', 200],
+    ['Last-Event-ID 2\\xff', 'GET /v1/events?project=nginx HTTP/1.1\r\nHost: x\r\nLast-Event-ID: 2\xff\r\n\r\n', 400],
+    ['Last-Event-ID \\xff', 'GET /v1/events?project=nginx HTTP/1.1\r\nHost: x\r\nLast-Event-ID: \xff\r\n\r\n', 400],
+    ['unknown method FOO', 'FOO /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 405],
+    ['HEAD', 'HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n', 405],
+    ['two Content-Length', 'GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nContent-Length: 5\r\n\r\nhello', 400],
+    ['two Host', 'GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n', 400],
+    ['obs-fold', 'GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n', 400],
+    ['asterisk-form', 'OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n', 400],
+  ];
+  t.test('through nginx, malformed requests get a prompt answer', async (t) => {
+    for (const [name, req, status] of cases) {
+      const r = await rawRequest(port, req, { idleMs: 5_000, halfClose: false, until: (s) => /\r\n\r\n/.test(s) && (/content-length: 0\r\n/i.test(s) || /\r\n\r\n[^]+/.test(s) || name === 'HEAD') });
+      t.equal(r.status, status, `${name}: ${status} (after ${r.ms} ms)`);
+      t.ok(r.ms < 2_000, `${name}: answered in ${r.ms} ms`);
+    }
+    const foo = await rawRequest(port, 'FOO /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n', 5_000);
+    t.equal(rawHeader(foo, 'Allow'), 'GET', 'the 405 has Allow: GET');
+  });
 });

@@ -52,7 +52,7 @@ t.test("the typings check in a browser project: DOM libs, no Node types, skipLib
   const source = [
     "import { connect, poll, type ChangeEvent, type ChangesPage } from 'pgfeed/client';",
     "const feed = connect({ url: 'http://127.0.0.1:8787', project: 'acme' });",
-    "feed.on('unavailable', (u) => u.code satisfies 'over_capacity' | 'shutting_down' | 'database_unavailable' | 'subject_over_limit');",
+    "feed.on('unavailable', (u) => u.code satisfies 'over_capacity' | 'shutting_down' | 'database_unavailable' | 'subject_over_limit' | 'too_many_streams' | 'rate_limited');",
     'export async function f(): Promise<ChangesPage> { for await (const e of feed) { const x: ChangeEvent = e; void x; } return poll({ url: "http://x", project: "p" }); }',
   ].join('\n');
   const options: ts.CompilerOptions = {
