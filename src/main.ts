@@ -112,9 +112,10 @@ export async function serve(config: Config): Promise<void> {
     throw err;
   }
   const stopDemo = config.demo ? await startDemo(daemon.pool, log) : () => {};
+  // The hints first: whoever waits for 'listening' finds them written.
+  printHints(config, url, daemon.port, embedded);
   log.info({ port: daemon.port, host: config.host }, 'listening');
   manager.ready(`serving on ${httpBase(config.host, daemon.port)}`);
-  printHints(config, url, daemon.port, embedded);
 
   let stopping = false;
   const shutdown = async (signal: string) => {

@@ -43,13 +43,14 @@ export function writeCorsHeaders(res: HttpResponse): void {
  */
 export function preflightRoute(allowed: ReadonlySet<string>) {
   return (res: HttpResponse, req: HttpRequest): void => {
+    const path = req.getUrl();
     const origin = req.getHeader('origin');
     const method = req.getHeader('access-control-request-method');
     const asked = req.getHeader('access-control-request-headers').split(',').map((h) => h.trim().toLowerCase()).filter(Boolean);
     const grant = allowed.has(origin) && ALLOWED_METHODS.includes(method) && asked.every((h) => ALLOWED_HEADERS.includes(h));
     res.cork(() => {
       res.writeStatus('204 No Content');
-      res.writeHeader('Allow', [...ALLOWED_METHODS, 'OPTIONS'].join(', '));
+      res.writeHeader('Allow', path === '/v1/tickets' ? 'POST, OPTIONS' : 'GET, OPTIONS');
       if (grant) {
         res.writeHeader('Access-Control-Allow-Origin', origin);
         res.writeHeader('Access-Control-Allow-Credentials', 'true');

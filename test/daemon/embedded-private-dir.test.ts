@@ -10,6 +10,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
+import { waitUntil } from '../helpers/wait.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/free-port.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
@@ -45,6 +46,8 @@ t.test('npm start from the private checkout serves, on a cluster in the state di
   const pgPort = await freePort();
   const d = await startDaemon(t, null, { STATE_DIRECTORY: state, PGFEED_EMBEDDED_PORT: String(pgPort), PGFEED_DEMO: 'true' }, [], where);
   t.teardown(() => d.stop('SIGTERM'));
+  // stderr is another pipe than the log's: its lines may arrive just after 'listening'.
+  await waitUntil(() => d.stderr.includes('pgfeed is serving on'), 10_000, 'the start-up lines on stderr');
   t.match(d.stderr, `embedded Postgres (data in ${join(state, 'db')})`, 'the start-up lines say where the data is');
   const copied = readdirSync(state).find((f) => f.startsWith('postgres-'));
   t.ok(copied, 'the binaries were copied into the state directory');
