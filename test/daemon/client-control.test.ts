@@ -67,7 +67,7 @@ function follow(feed: Feed) {
       ended = { error };
     }
   })();
-  return { seqs, done, get ended() { return ended; }, until: (n: number, what: string, timeoutMs = 10_000) => waitUntil(() => seqs.length >= n, timeoutMs, `${what} (have ${seqs.length})`) };
+  return { seqs, done, get ended() { return ended; }, until: (n: number, what: string, timeoutMs = 10_000) => waitUntil(() => seqs.length >= n, timeoutMs, `${what} (${seqs.length} when the wait began)`) };
 }
 
 t.test('a pgfeed.reset without a restart ends the iterator with a typed error, after what came before it', async (t) => {
@@ -168,7 +168,7 @@ t.test('since= starts the feed; after the first event the cursor resumes it', as
 /** Writes a marker after everything else and waits for the feed to yield it: then the feed has had all it will get of what came before. */
 async function throughMarker(f: ReturnType<typeof follow>, project: string): Promise<number> {
   const [marker] = await emit(db.pool, project, 'marker');
-  await waitUntil(() => f.seqs.includes(marker), 30_000, `the marker ${marker} (have ${f.seqs.length})`);
+  await waitUntil(() => f.seqs.includes(marker), 30_000, `the marker ${marker}`);
   return marker;
 }
 
@@ -190,7 +190,7 @@ t.test('the daemon: tokens that expire every few seconds are switched on pgfeed.
   feed.on('state', (s) => states.push(s));
   const f = follow(feed);
   const w = writersOf(db.pool, 'expiring', 3);
-  await waitUntil(() => expiring.length >= 3, 30_000, `three pgfeed.expiring (have ${expiring.length})`);
+  await waitUntil(() => expiring.length >= 3, 30_000, 'three pgfeed.expiring');
   t.ok((await w.stop()) > 0, 'writers wrote across the switches');
   await throughMarker(f, 'expiring');
   t.ok(issued.length >= 3, `a fresh token for each switch (${issued.length} issued)`);
@@ -249,10 +249,9 @@ t.test('the daemon: retention passes a paused feed with no reset handler, and th
 
 t.test('the daemon: retention passes a paused feed whose reset handler restarts it from retained history', async (t) => {
   const p = await pausedFeed(t, 'paused-restart', (feed) => feed.restart(0));
-  await waitUntil(() => p.resets.length === 1, 60_000, `the reset (have ${p.seqs.length})`);
-  const f = { seqs: p.seqs };
+  await waitUntil(() => p.resets.length === 1, 60_000, 'the reset');
   const [marker] = await emit(db.pool, 'paused-restart', 'marker');
-  await waitUntil(() => f.seqs.includes(marker), 30_000, `the marker after the restart (have ${f.seqs.length})`);
+  await waitUntil(() => p.seqs.includes(marker), 30_000, 'the marker after the restart');
   const earliest = Number(p.resets[0].earliest);
   const cut = p.seqs.indexOf(earliest);
   t.ok(cut > 0, `the restart began at the reset's earliest (${earliest}), after what came before`);
