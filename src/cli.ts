@@ -6,6 +6,7 @@ import type { Command } from './cli/command.js';
 import { doctorCommand } from './cli/doctor.js';
 import { emitCommand } from './cli/emit.js';
 import { migrateCommand } from './cli/migrate.js';
+import { revokeCommand } from './cli/revoke.js';
 import { serveCommand } from './cli/serve.js';
 import { settingsCommand } from './cli/settings.js';
 import { tailCommand } from './cli/tail.js';
@@ -14,7 +15,7 @@ import { trackedCommand } from './cli/tracked.js';
 import { untrackCommand } from './cli/untrack.js';
 
 const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [serveCommand, migrateCommand, trackCommand, untrackCommand, trackedCommand, emitCommand, settingsCommand, doctorCommand, tailCommand].map((c) => [c.name, c]),
+  [serveCommand, migrateCommand, trackCommand, untrackCommand, trackedCommand, emitCommand, settingsCommand, doctorCommand, tailCommand, revokeCommand].map((c) => [c.name, c]),
 );
 
 /** Exit 2: the command line or configuration is at fault, and running again with it cannot help. */

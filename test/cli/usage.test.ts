@@ -3,7 +3,7 @@
 import t from 'tap';
 import { oneLineError, runCli } from '../helpers/cli.js';
 
-const COMMANDS = ['serve', 'migrate', 'track', 'untrack', 'tracked', 'emit', 'settings', 'doctor', 'tail'];
+const COMMANDS = ['serve', 'migrate', 'track', 'untrack', 'tracked', 'emit', 'settings', 'doctor', 'tail', 'revoke'];
 /** A valid invocation of each command but serve, short of the database. */
 const VALID: Record<string, string[]> = {
   migrate: ['migrate'],
@@ -13,6 +13,7 @@ const VALID: Record<string, string[]> = {
   emit: ['emit', 'acme', 'deployed', '{"v":1}'],
   settings: ['settings'],
   doctor: ['doctor'],
+  revoke: ['revoke', 'user:42', '--reason', 'left'],
 };
 /** Nothing listens there: a usage error must be found before any connection is tried. */
 const NOWHERE = { DATABASE_URL: 'postgres://pgfeed@127.0.0.1:1/none' };
@@ -69,6 +70,13 @@ t.test('emit: a project, a type, and JSON data if any', async (t) => {
 t.test('settings: a bad value is named', async (t) => {
   oneLineError(t, await runCli(['settings', '--notify', 'maybe'], NOWHERE), 2, /--notify must be true or false/);
   oneLineError(t, await runCli(['settings', '--channel', 'A-B'], NOWHERE), 2, /--channel must be a lower-case identifier/);
+});
+
+t.test('revoke: a non-empty subject, and a reason with a value', async (t) => {
+  oneLineError(t, await runCli(['revoke'], NOWHERE), 2, /pgfeed revoke needs <subject>/);
+  oneLineError(t, await runCli(['revoke', ''], NOWHERE), 2, /pgfeed revoke needs a non-empty <subject>/);
+  oneLineError(t, await runCli(['revoke', '  '], NOWHERE), 2, /pgfeed revoke needs a non-empty <subject>/);
+  oneLineError(t, await runCli(['revoke', 'user:42', '--reason'], NOWHERE), 2, /--reason needs a value/);
 });
 
 t.test('an unreachable database is one line and exit 1, naming where', async (t) => {

@@ -1,12 +1,22 @@
 // pgfeed/client and the control events a daemon with tokens and retention
-// sends (pgfeed.reset, expiring, expired), written by a small real HTTP
-// server: a reset is never swallowed, `expiring` switches to a stream with a
-// fresh token with no gap and no duplicate, `since` only starts a feed.
+// sends (pgfeed.reset, expiring, expired, revoked): first each exact frame
+// sequence, written by a small real HTTP server (a reset is never swallowed,
+// `expiring` switches to a stream with a fresh token with no gap and no
+// duplicate, `since` only starts a feed); then the same against the real
+// daemon, with writers writing throughout: tokens that expire every few
+// seconds, retention passing a paused feed, a revoked subject.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { decodeJwt } from 'jose';
 import t, { type Test } from 'tap';
-import { connect, FeedError, type ChangeEvent, type Feed } from '../../src/client/index.js';
-import { waitUntil } from '../helpers/wait.js';
+import { connect, FeedError, type ChangeEvent, type Feed, type ResetSignal, type StateChange } from '../../src/client/index.js';
+import { testDatabase } from '../harness/db.js';
+import { deliveryOrder, emit, emitBulk, pruneToLast, writersOf } from '../helpers/change-log.js';
+import { metric, startDaemon } from '../helpers/daemon.js';
+import { AUTH_ENV, token } from '../helpers/tokens.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
+
+const db = await testDatabase(t);
 
 /** A change as the daemon writes it; xids rise with seq here, so delivery order is seq order. */
 const change = (seq: number): ChangeEvent => ({ seq, xid: String(1000 + seq), project: 'p', type: 'tick', op: null, table: null, data: { seq }, at: '2026-12-01T00:00:00.000Z' });
@@ -57,7 +67,7 @@ function follow(feed: Feed) {
       ended = { error };
     }
   })();
-  return { seqs, done, get ended() { return ended; }, until: (n: number, what: string) => waitUntil(() => seqs.length >= n, 10_000, `${what} (have ${seqs.length})`) };
+  return { seqs, done, get ended() { return ended; }, until: (n: number, what: string, timeoutMs = 10_000) => waitUntil(() => seqs.length >= n, timeoutMs, `${what} (${seqs.length} when the wait began)`) };
 }
 
 t.test('a pgfeed.reset without a restart ends the iterator with a typed error, after what came before it', async (t) => {
@@ -153,4 +163,152 @@ t.test('since= starts the feed; after the first event the cursor resumes it', as
   t.equal(s.requests[1].headers['last-event-id'], '5', 'but from the last event');
   t.throws(() => connect({ url: s.base, project: 'p', since: 'yesterday' }), { code: 'invalid_option' });
   t.throws(() => connect({ url: s.base, project: 'p', since: new Date('2026-12-01'), after: 3 }), { code: 'invalid_option' });
+});
+
+/** Writes a marker after everything else and waits for the feed to yield it: then the feed has had all it will get of what came before. */
+async function throughMarker(f: ReturnType<typeof follow>, project: string): Promise<number> {
+  const [marker] = await emit(db.pool, project, 'marker');
+  await waitUntil(() => f.seqs.includes(marker), 30_000, `the marker ${marker}`);
+  return marker;
+}
+
+t.test('the daemon: tokens that expire every few seconds are switched on pgfeed.expiring, with writers writing, every event once and in order', async (t) => {
+  // 4 s tokens warned 3 s before: a switch about every second, each well before the expiry spread (at most 0.4 s here).
+  const daemon = await startDaemon(t, db.url, { ...AUTH_ENV, PGFEED_EXPIRY_WARNING_MS: '3000', PGFEED_RETRY_MS: '100' });
+  const issued: string[] = [];
+  const feed = connect({
+    url: daemon.base, project: 'expiring', after: 0, backoff: { baseMs: 50, capMs: 300 },
+    getToken: async () => {
+      issued.push(await token({ sub: 'rotating', projects: ['expiring'], expiresInS: 4 }));
+      return issued.at(-1)!;
+    },
+  });
+  t.teardown(() => feed.close());
+  const expiring: unknown[] = [];
+  const states: StateChange[] = [];
+  feed.on('expiring', (e) => expiring.push(e));
+  feed.on('state', (s) => states.push(s));
+  const f = follow(feed);
+  const w = writersOf(db.pool, 'expiring', 3);
+  await waitUntil(() => expiring.length >= 3, 30_000, 'three pgfeed.expiring');
+  t.ok((await w.stop()) > 0, 'writers wrote across the switches');
+  await throughMarker(f, 'expiring');
+  t.ok(issued.length >= 3, `a fresh token for each switch (${issued.length} issued)`);
+  t.equal(new Set(issued).size, issued.length, 'each one new');
+  t.same(f.seqs, await deliveryOrder(db.pool, 'expiring'), `every event once, in delivery order (${f.seqs.length} events)`);
+  t.same(states.filter((s) => s.state === 'retrying'), [], 'the switches were not reconnects: no retrying, so the stream was never cut');
+  t.match(expiring[0], { type: 'pgfeed.expiring', expires_at: String }, "'expiring' heard the warning");
+  t.equal(feed.state, 'open');
+});
+
+/** Writes a backlog of big events, opens a feed on it, and stops iterating after the first: the daemon's side of the stream pauses. */
+async function pausedFeed(t: Test, project: string, onReset?: (feed: Feed, r: ResetSignal) => void) {
+  const daemon = await startDaemon(t, db.url, { PGFEED_RETRY_MS: '100' });
+  // As the daemon's retention tests do: far more than the client's queue, undici's buffer and both sockets hold.
+  await emitBulk(db.pool, project, 40_000, 2000);
+  const before = await deliveryOrder(db.pool, project);
+  const feed = connect({ url: daemon.base, project, after: 0, backoff: { baseMs: 50, capMs: 300 } });
+  t.teardown(() => feed.close());
+  const resets: ResetSignal[] = [];
+  if (onReset) feed.on('reset', (r) => (resets.push(r), onReset(feed, r)));
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  const seqs: number[] = [];
+  let ended: { error: unknown } | null = null;
+  const done = (async () => {
+    try {
+      for await (const ev of feed) {
+        seqs.push(ev.seq);
+        if (seqs.length === 1) await held;
+      }
+      ended = { error: null };
+    } catch (error) {
+      ended = { error };
+    }
+  })();
+  await waitUntil(async () => (await metric(daemon.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 60_000, 'the stream to pause');
+  const w = writersOf(db.pool, project, 2);
+  const removed = await pruneToLast(db.pool, 100);
+  t.ok(removed > 39_000, `pruned ${removed} rows under the paused feed`);
+  t.ok((await w.stop()) > 0, 'writers wrote while it was pruned');
+  release();
+  return { daemon, before, seqs, resets, done, get ended() { return ended; } };
+}
+
+t.test('the daemon: retention passes a paused feed with no reset handler, and the iterator ends with cursor_expired after a prefix of the order', async (t) => {
+  const p = await pausedFeed(t, 'paused-plain');
+  await waitUntil(() => p.ended !== null, 60_000, 'the iterator to end');
+  const err = p.ended!.error;
+  t.ok(err instanceof FeedError, 'it throws a FeedError');
+  const first = (await deliveryOrder(db.pool, 'paused-plain'))[0];
+  t.match(err, { code: 'cursor_expired', detail: { earliest: String(first) } }, 'cursor_expired, naming the first retained event');
+  t.same(p.seqs, p.before.slice(0, p.seqs.length), `what it yielded (${p.seqs.length} events) is a prefix of the delivery order: nothing skipped`);
+  t.ok(p.seqs.length < p.before.length, 'and not all of it');
+  t.equal(await metric(p.daemon.base, 'pgfeed_streams_reset_total'), 1, 'the daemon reset the stream once');
+});
+
+t.test('the daemon: retention passes a paused feed whose reset handler restarts it from retained history', async (t) => {
+  const p = await pausedFeed(t, 'paused-restart', (feed) => feed.restart(0));
+  await waitUntil(() => p.resets.length === 1, 60_000, 'the reset');
+  const [marker] = await emit(db.pool, 'paused-restart', 'marker');
+  await waitUntil(() => p.seqs.includes(marker), 30_000, 'the marker after the restart');
+  const earliest = Number(p.resets[0].earliest);
+  const cut = p.seqs.indexOf(earliest);
+  t.ok(cut > 0, `the restart began at the reset's earliest (${earliest}), after what came before`);
+  t.same(p.seqs.slice(0, cut), p.before.slice(0, cut), 'before it: a prefix of the old order');
+  t.same(p.seqs.slice(cut), await deliveryOrder(db.pool, 'paused-restart'), 'from it: every retained event once, in order, through the marker');
+  t.equal(p.ended, null, 'and the feed goes on');
+});
+
+/** A subject revoked while its feed streams, with writers writing; getToken decides what the feed reconnects with. */
+async function revokedFeed(t: Test, project: string, getToken: (revokedAt: number | null) => Promise<string>) {
+  const daemon = await startDaemon(t, db.url, { ...AUTH_ENV, PGFEED_RETRY_MS: '100' });
+  let revokedAt: number | null = null;
+  const used: string[] = [];
+  const feed = connect({
+    url: daemon.base, project, after: 0, backoff: { baseMs: 50, capMs: 300 },
+    getToken: async () => {
+      used.push(await getToken(revokedAt));
+      return used.at(-1)!;
+    },
+  });
+  t.teardown(() => feed.close());
+  const revoked: unknown[] = [];
+  feed.on('revoked', (r) => revoked.push(r));
+  const f = follow(feed);
+  const w = writersOf(db.pool, project, 2);
+  await f.until(20, 'events before the revocation', 20_000);
+  const { rows } = await db.pool.query<{ at: Date }>('SELECT pgfeed.revoke($1, $2) AS at', [project, 'rotated']);
+  revokedAt = rows[0].at.getTime();
+  await waitUntil(() => revoked.length > 0, 10_000, 'pgfeed.revoked');
+  return { feed, f, w, used, revoked, get revokedAt() { return revokedAt!; } };
+}
+
+t.test('the daemon: a revoked subject reconnects with a token issued after the revocation and goes on without a gap', async (t) => {
+  const r = await revokedFeed(t, 'revoked-fresh', async (revokedAt) => {
+    // As an issuer would: a token issued after the revocation, which has whole-second iat.
+    if (revokedAt !== null) await sleep(Math.max(0, Math.ceil(revokedAt / 1000) * 1000 - Date.now()));
+    return token({ sub: 'revoked-fresh', projects: ['revoked-fresh'] });
+  });
+  const before = r.f.seqs.length;
+  await r.f.until(before + 20, 'events after the reconnect', 20_000);
+  t.ok((await r.w.stop()) > 0, 'writers wrote throughout');
+  await throughMarker(r.f, 'revoked-fresh');
+  t.same(r.revoked, [{ type: 'pgfeed.revoked', reason: 'rotated' }], "'revoked' heard it, with the reason");
+  t.equal(r.used.length, 2, 'one reconnect, with a second token');
+  t.ok(decodeJwt(r.used[1]).iat! * 1000 >= r.revokedAt, 'issued after the revocation');
+  t.same(r.f.seqs, await deliveryOrder(db.pool, 'revoked-fresh'), `every event once, in delivery order (${r.f.seqs.length} events)`);
+  t.equal(r.feed.state, 'open');
+});
+
+t.test('the daemon: a revoked subject whose getToken keeps the old token ends with token_revoked, not a retry loop', async (t) => {
+  let old: string | null = null;
+  const r = await revokedFeed(t, 'revoked-stale', async () => (old ??= await token({ sub: 'revoked-stale', projects: ['revoked-stale'] })));
+  await waitUntil(() => r.f.ended !== null, 10_000, 'the feed to end');
+  t.ok((await r.w.stop()) > 0, 'writers wrote throughout');
+  t.ok(r.f.ended!.error instanceof FeedError, 'the iterator throws a FeedError');
+  t.match(r.f.ended!.error, { code: 'token_revoked', status: 401 }, "with the daemon's code");
+  t.equal(r.used.length, 2, 'after one reconnect: a 401 is not retried');
+  t.same(r.f.seqs, (await deliveryOrder(db.pool, 'revoked-stale')).slice(0, r.f.seqs.length), 'what it yielded is a prefix of the order');
+  t.equal(r.feed.state, 'closed');
 });

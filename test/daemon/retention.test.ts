@@ -4,39 +4,15 @@
 // `reset`; a pruned cursor is 410. Each case is checked against the order
 // the log had before pruning: what a client got is exactly a prefix of it.
 import t, { type Test } from 'tap';
-import type pg from 'pg';
 import { testDatabase } from '../harness/db.js';
-import { deliveryOrder, emit, emitBulk } from '../helpers/change-log.js';
+import { deliveryOrder, emit, emitBulk, pruneToLast, writersOf } from '../helpers/change-log.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 import { waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 
-/** Writers that keep committing to `project` (one event per commit) until stopped. */
-function writers(project: string, n = 4): { stop: () => Promise<number> } {
-  let running = true;
-  let written = 0;
-  const loops = Array.from({ length: n }, async () => {
-    while (running) {
-      await emit(db.pool, project, 'w');
-      written++;
-    }
-  });
-  return {
-    stop: async () => {
-      running = false;
-      await Promise.all(loops);
-      return written;
-    },
-  };
-}
-
-/** The keep-the-last-`rows` rule, and a whole pass by hand, in committed steps. */
-async function pruneAll(q: Pick<pg.Pool, 'query'>, keepRows: number): Promise<number> {
-  await q.query('UPDATE pgfeed.retention SET max_rows = $1', [keepRows]);
-  return Number((await q.query('CALL pgfeed.prune_all(2000)')).rows[0].removed);
-}
+const writers = (project: string, n?: number) => writersOf(db.pool, project, n);
 
 function resetOf(c: SseClient) {
   return c.events.filter((e) => e.event === 'pgfeed.reset');
@@ -68,7 +44,7 @@ t.test('a paused stream that retention passes is reset once it drains, with writ
   c.pause();
   await waitUntil(async () => (await metric(daemon.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 30_000, 'the stream to pause');
   const w = writers('paused');
-  const removed = await pruneAll(db.pool, 100);
+  const removed = await pruneToLast(db.pool, 100);
   t.ok(removed > 39_000, `pruned ${removed} rows under the paused stream`);
   c.resume();
   await checkReset(t, c, order, 'paused');
@@ -158,7 +134,7 @@ t.test('retention that overtakes the tail resets the live streams of projects th
   await emitBulk(db.pool, 'gap', 300, 10);
   const order = await deliveryOrder(db.pool, 'gap');
   const w = writers('gap', 2);
-  await pruneAll(db.pool, 20);
+  await pruneToLast(db.pool, 20);
   await w.stop();
   t.equal(await metric(daemon.base, 'pgfeed_tail_events_total'), 0, 'the tail had read none of it');
   await wakeTail();

@@ -32,3 +32,28 @@ export async function emitBulk(q: Queryable, project: string, n: number, padByte
     await q.query(`SELECT pgfeed.emit($1, $4, jsonb_build_object('i', g, 'pad', repeat('x', $2))) FROM generate_series(1, $3) g`, [project, padBytes, Math.min(1000, n - done), type]);
   }
 }
+
+/** Writers that keep committing to `project` (one event per commit, of `type`) until stopped; stop() says how many they wrote. */
+export function writersOf(q: Queryable, project: string, n = 4, type = 'w'): { stop: () => Promise<number> } {
+  let running = true;
+  let written = 0;
+  const loops = Array.from({ length: n }, async () => {
+    while (running) {
+      await emit(q, project, type);
+      written++;
+    }
+  });
+  return {
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      return written;
+    },
+  };
+}
+
+/** The keep-the-last-`keepRows` retention rule (docs/retention.md), and a whole pruning pass by hand, in committed steps; the rows removed. */
+export async function pruneToLast(q: Queryable, keepRows: number): Promise<number> {
+  await q.query('UPDATE pgfeed.retention SET max_rows = $1', [keepRows]);
+  return Number((await q.query('CALL pgfeed.prune_all(2000)')).rows[0].removed);
+}
