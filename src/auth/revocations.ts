@@ -24,7 +24,8 @@ interface Row {
   at_ms: string;
 }
 
-const SELECT = `SELECT subject, reason, (extract(epoch FROM revoked_at) * 1000)::bigint::text AS at_ms FROM pgfeed.revocations`;
+// Whole milliseconds, cut as a JavaScript Date cuts them, so every place pgfeed prints the time prints the same one.
+const SELECT = `SELECT subject, reason, floor(extract(epoch FROM revoked_at) * 1000)::bigint::text AS at_ms FROM pgfeed.revocations`;
 
 /**
  * Every revocation in pgfeed.revocations, kept in memory (one row per

@@ -56,12 +56,12 @@ t.test('the operator view: streams by project and state, the projects, the healt
 });
 
 t.test('off where it is not loopback, unless PGFEED_UI=on; off with PGFEED_UI=off', async (t) => {
-  const wide = await startDaemon(t, db.url, { PGFEED_HOST: '0.0.0.0' });
+  const wide = await startDaemon(t, db.url, { PGFEED_HOST: '0.0.0.0', PGFEED_ALLOW_UNAUTHENTICATED: 'true' });
   const base = `http://127.0.0.1:${wide.port}`;
   t.equal((await fetch(`${base}/ui`)).status, 404, 'a bind to every interface: no /ui');
   t.equal((await fetch(`${base}/ui/api/streams`)).status, 404, 'and no operator view');
   t.equal((await fetch(`${base}/healthz`)).status, 200, 'the rest is served (the witness)');
-  const on = await startDaemon(t, db.url, { PGFEED_HOST: '0.0.0.0', PGFEED_UI: 'on' });
+  const on = await startDaemon(t, db.url, { PGFEED_HOST: '0.0.0.0', PGFEED_ALLOW_UNAUTHENTICATED: 'true', PGFEED_UI: 'on' });
   t.equal((await fetch(`http://127.0.0.1:${on.port}/ui`)).status, 200, 'PGFEED_UI=on serves it there');
   const off = await startDaemon(t, db.url, { PGFEED_UI: 'off' });
   t.equal((await fetch(`${off.base}/ui`)).status, 404, 'PGFEED_UI=off: not even on loopback');
