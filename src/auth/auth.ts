@@ -5,13 +5,13 @@ import { isValidTypePattern, MAX_TYPE_PATTERNS } from '../feed/type-filter.js';
 import type { Filter } from '../interfaces.js';
 import type { Logger } from '../log.js';
 import type { TicketBody } from '../protocol.js';
+import { KeyedLimit } from '../http/limits.js';
 import type { OpenStream, Streams } from '../http/streams.js';
 import { bearerToken, readCredential, type AuthHeaders, type Credential } from './credentials.js';
 import { watchExpiry } from './expiry.js';
 import { allowsProject, narrowTypes, type Grant } from './grant.js';
 import { KeyRing, keySettingsGiven, type KeySettings } from './keys.js';
 import { REVOKE_CHANNEL, Revocations, type Revocation } from './revocations.js';
-import { SubjectPlaces } from './subject-places.js';
 import { TicketStore } from './tickets.js';
 import { Verifier, type TokenSettings } from './verifier.js';
 
@@ -105,7 +105,8 @@ const MAX_TICKET_TYPES = MAX_TYPE_PATTERNS;
  */
 export class Auth {
   private readonly verifier: Verifier;
-  private readonly places: SubjectPlaces;
+  /** Open streams and long-polls per token subject, so one tenant (or one leaked token) cannot take every place of PGFEED_MAX_STREAMS. */
+  private readonly places: KeyedLimit;
   private readonly tickets: TicketStore;
   readonly revocations: Revocations;
 
@@ -117,7 +118,7 @@ export class Auth {
     private readonly streams: () => Streams | undefined,
   ) {
     this.verifier = new Verifier(keys, settings);
-    this.places = new SubjectPlaces(settings.maxStreamsPerSubject);
+    this.places = new KeyedLimit(settings.maxStreamsPerSubject);
     this.tickets = new TicketStore(pool, settings.ticketTtlMs, log);
     this.revocations = new Revocations(pool, log, (subject, r) => this.endRevoked(subject, r));
   }
@@ -171,7 +172,7 @@ export class Auth {
     }
     if (!allowsProject(grant, filter.project)) throw new PgfeedError('project_forbidden', `The token does not allow the project ${JSON.stringify(filter.project)}.`);
     const types = narrowTypes(filter.types, grant.types);
-    const release = this.places.take(grant.subject);
+    const release = this.places.acquire(grant.subject);
     if (!release) throw new PgfeedError('subject_over_limit', `The subject holds ${this.settings.maxStreamsPerSubject} streams on this daemon, as many as it may (PGFEED_MAX_STREAMS_PER_SUBJECT). Close one, or retry later.`);
     return new Admission(grant, { project: filter.project, types }, release);
   }

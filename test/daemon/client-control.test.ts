@@ -15,6 +15,7 @@ import { deliveryOrder, emit, emitBulk, pruneToLast, writersOf } from '../helper
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { AUTH_ENV, token } from '../helpers/tokens.js';
 import { sleep, waitUntil } from '../helpers/wait.js';
+import { follow as followFeed } from '../helpers/feed-follower.js';
 
 const db = await testDatabase(t);
 
@@ -55,20 +56,8 @@ async function scriptedServer(t: Test, onRequest: (r: Request, n: number) => voi
   return { base: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, requests };
 }
 
-/** Iterates a feed in the background, recording the seqs and how it ended. */
-function follow(feed: Feed) {
-  const seqs: number[] = [];
-  let ended: { error: unknown } | null = null;
-  const done = (async () => {
-    try {
-      for await (const ev of feed) seqs.push(ev.seq);
-      ended = { error: null };
-    } catch (error) {
-      ended = { error };
-    }
-  })();
-  return { seqs, done, get ended() { return ended; }, until: (n: number, what: string, timeoutMs = 10_000) => waitUntil(() => seqs.length >= n, timeoutMs, `${what} (${seqs.length} when the wait began)`) };
-}
+/** Iterates a feed in the background; these tests wait at most 10 s for events by default. */
+const follow = (feed: Feed) => followFeed(feed, 10_000);
 
 t.test('a pgfeed.reset without a restart ends the iterator with a typed error, after what came before it', async (t) => {
   const s = await scriptedServer(t, ({ res }) => res.write(frame(1) + frame(2) + control('pgfeed.reset', { earliest: '9' }) + frame(3)));

@@ -6,37 +6,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { EventSource } from 'eventsource';
 import t, { type Test } from 'tap';
-import { connect, FeedError, poll, type EventSourceConstructor, type Feed, type FetchLike, type StateChange } from '../../src/client/index.js';
+import { connect, FeedError, poll, type EventSourceConstructor, type FetchLike, type StateChange } from '../../src/client/index.js';
 import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson } from '../helpers/sse-client.js';
 import { startSwitchProxy } from '../helpers/switch-proxy.js';
 import { waitUntil } from '../helpers/wait.js';
+import { follow } from '../helpers/feed-follower.js';
 
 const db = await testDatabase(t);
 // Short retry hints and backoff: reconnects come within a second.
 const FAST = { baseMs: 50, capMs: 300 };
-
-/** Iterates a feed in the background, recording the seqs it yields and how it ended. */
-function follow(feed: Feed) {
-  const seqs: number[] = [];
-  let ended: { error: unknown } | null = null;
-  const done = (async () => {
-    try {
-      for await (const ev of feed) seqs.push(ev.seq);
-      ended = { error: null };
-    } catch (error) {
-      ended = { error };
-    }
-  })();
-  return {
-    seqs,
-    done,
-    get ended() { return ended; },
-    until: (n: number, what: string) => waitUntil(() => seqs.length >= n, 20_000, `${what} (have ${seqs.length})`),
-  };
-}
 
 /** A fetch that records each request's headers, and can hold the next request until released. */
 function recordingFetch() {

@@ -4,7 +4,7 @@
 // database; only the socket is replaced, by a Sink that says "backpressure"
 // on every other write and drains on request.
 import pg from 'pg';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { Catchup } from '../../src/feed/catchup.js';
 import { controlFrame } from '../../src/feed/frame.js';
 import { Hub } from '../../src/feed/hub.js';
@@ -18,16 +18,13 @@ import { deliveryOrder } from '../helpers/change-log.js';
 import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
 import { ReadScope } from '../../src/db/row-security.js';
 
-t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
-  const db = await testDatabase(t);
-  const N = 3000;
-  // Each row about 1 KB, so a 512-row batch spans several slabs.
-  await db.pool.query(`SELECT pgfeed.emit('bp', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, $1) g`, [N]);
-  const expected = await deliveryOrder(db.pool, 'bp');
-
-  const timers = trackTimers(t);
-  // A pool of its own without idle timers, so that every timer left is the feed's.
-  const pool = new pg.Pool({ connectionString: db.url, max: 5, idleTimeoutMillis: 0 });
+/**
+ * The services a subscriber reads from, started on a pool of its own without
+ * idle timers (so that every timer left is the feed's), and a tail whose
+ * ring is too small to hold the backlog: catch-up reads from Postgres.
+ */
+async function feedServices(t: Test, url: string, catchupConcurrency: number): Promise<SubscriberDeps> {
+  const pool = new pg.Pool({ connectionString: url, max: 5, idleTimeoutMillis: 0 });
   const scope = new ReadScope(pool);
   t.teardown(() => pool.end());
   const metrics = createMetrics();
@@ -36,7 +33,19 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   const tail = new Tail(scope, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
   await tail.start();
   t.teardown(() => tail.close());
-  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(scope, 4, metrics), metrics, log };
+  return { tail, hub, catchup: new Catchup(scope, catchupConcurrency, metrics), metrics, log };
+}
+
+t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
+  const db = await testDatabase(t);
+  const N = 3000;
+  // Each row about 1 KB, so a 512-row batch spans several slabs.
+  await db.pool.query(`SELECT pgfeed.emit('bp', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, $1) g`, [N]);
+  const expected = await deliveryOrder(db.pool, 'bp');
+
+  const timers = trackTimers(t);
+  const deps = await feedServices(t, db.url, 4);
+  const { tail, hub, metrics } = deps;
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
   const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
@@ -68,16 +77,7 @@ t.test('a control frame follows what a paused stream already queued, and can end
   const db = await testDatabase(t);
   await db.pool.query(`SELECT pgfeed.emit('sig', 'tick', jsonb_build_object('i', g, 'pad', repeat('x', 900))) FROM generate_series(1, 600) g`);
   const expected = await deliveryOrder(db.pool, 'sig');
-  const pool = new pg.Pool({ connectionString: db.url, max: 3 });
-  const scope = new ReadScope(pool);
-  t.teardown(() => pool.end());
-  const metrics = createMetrics();
-  const log = createLogger('silent');
-  const hub = new Hub();
-  const tail = new Tail(scope, hub, metrics, log, { pollMs: 60_000, heldPollMs: 25, ringEvents: 100, ringBytes: 1 << 20 });
-  await tail.start();
-  t.teardown(() => tail.close());
-  const deps: SubscriberDeps = { tail, hub, catchup: new Catchup(scope, 2, metrics), metrics, log };
+  const deps = await feedServices(t, db.url, 2);
   // The first write pushes back: the stream pauses with one slab queued.
   const sink = new RecordingSink((n) => n === 1);
   const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
