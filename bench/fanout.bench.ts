@@ -12,7 +12,7 @@ import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
 import { round, type FanoutSummary } from './lib/summary.js';
-import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
+import { sleep } from '../test/helpers/wait.js';
 import { expectedOrder, Writers } from './lib/writers.js';
 
 export interface FanoutRow {
@@ -101,22 +101,9 @@ export async function fanoutRun(
     const text = server === 'pgfeed' ? await scrapeText(srv.url) : '';
     const states = server === 'pgfeed' ? metricByLabel(text, 'pgfeed_subscribers', 'state') : undefined;
     const tailLag = server === 'pgfeed' ? sumMetric(text, 'pgfeed_tail_lag_seconds') : undefined;
-    let expectedDeliveries = 0;
-    specs.forEach((s) => (expectedDeliveries += expected[s.project].length));
-    // Drain: wait for the last deliveries, bounded; a server that cannot keep
-    // up (naive) is measured as it is, and what it never delivered is lost.
-    let deliveries = 0;
-    const drained = await satisfied(
-      waitUntil(
-        async () => {
-          deliveries = (await gen!.stats()).deliveries;
-          return deliveries >= expectedDeliveries;
-        },
-        Math.max(10_000, opts.duration * 2000),
-        'the drain',
-        { stallMs: 3000, progressOf: () => deliveries, intervalMs: 100 },
-      ),
-    );
+    // Drain: a server that cannot keep up (naive) is measured as it is, and
+    // what it never delivered is lost.
+    const { drained, expected: expectedDeliveries } = await gen.drain(expected, { timeoutMs: Math.max(10_000, opts.duration * 2000), stallMs: 3000 });
     const st = await gen.stats();
     const q1 = await scrapeMetric(srv.url, srv.queryMetric);
     const proc = mon.result();

@@ -3,9 +3,10 @@
 import { catchup } from './catchup.bench.js';
 import { capture } from './lib/capture-scenario.js';
 import { fanout } from './fanout.bench.js';
+import { fleet } from './fleet.bench.js';
 import { idle } from './idle.bench.js';
 import { runBench } from './lib/runner.js';
 import { resume } from './resume.bench.js';
 import { storm } from './storm.bench.js';
 
-await runBench([fanout, idle, catchup, storm, capture, resume]);
+await runBench([fanout, idle, catchup, storm, capture, resume, fleet]);

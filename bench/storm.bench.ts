@@ -86,21 +86,7 @@ export const storm: Scenario<StormResult> = {
       await sleep(2000);
       const { committed } = await writers.stop();
       const expected = await expectedOrder(database.url, names);
-      let expectedDeliveries = 0;
-      for (const s of specs) expectedDeliveries += expected[s.project].length;
-      let deliveries = 0;
-      const drained = await satisfied(
-        waitUntil(
-          async () => {
-            deliveries = (await gen!.stats()).deliveries;
-            return deliveries >= expectedDeliveries;
-          },
-          ctx.opts.full ? 180_000 : 60_000,
-          'the drain',
-          // The 100 ms poll the figures were taken with.
-          { stallMs: 15_000, progressOf: () => deliveries, intervalMs: 100 },
-        ),
-      );
+      const { drained } = await gen.drain(expected, { timeoutMs: ctx.opts.full ? 180_000 : 60_000, stallMs: 15_000 });
       const check = await gen.check(expected);
       const end = await gen.stats(t0);
       ctx.progress.tick();

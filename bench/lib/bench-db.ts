@@ -22,6 +22,8 @@ export const PG_FLAGS = [
   '-c', 'full_page_writes=off',
   '-c', 'shared_buffers=512MB',
   '-c', 'max_wal_size=4GB',
+  // The database's own count of the statements it ran, per database (fleet).
+  '-c', 'shared_preload_libraries=pg_stat_statements',
 ];
 
 export interface BenchDatabase {

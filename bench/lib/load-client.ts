@@ -19,6 +19,8 @@ export interface ClientSpec {
   path: string;
   /** Last-Event-ID to send on the first connection (catch-up scenarios). */
   lastEventId?: string;
+  /** The server's port when it is not the generator's: streams spread over several servers (fleet). */
+  port?: number;
 }
 
 export interface ClientHooks {

@@ -4,6 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import * as hdr from 'hdr-histogram-js';
+import { satisfied, waitUntil } from '../../test/helpers/wait.js';
 import type { ClientSpec } from './load-client.js';
 import type { WorkerCheck, WorkerReply, WorkerRequest, WorkerStats } from './load-protocol.js';
 
@@ -58,6 +59,8 @@ export interface GeneratorCheck extends Omit<WorkerCheck, 'histogram'> {
 
 export class LoadGenerator {
   private workers: WorkerHandle[] = [];
+  /** Every stream opened, for the deliveries they are owed. */
+  private opened: ClientSpec[] = [];
 
   constructor(private readonly opts: { host: string; port: number; totalStreams: number }) {
     const n = Math.max(2, Math.ceil(opts.totalStreams / STREAMS_PER_WORKER));
@@ -81,6 +84,7 @@ export class LoadGenerator {
 
   /** Opens the streams (round-robin over workers); resolves once each got a response or failed. */
   async open(streams: ClientSpec[], reconnect = true): Promise<{ open: number; failed: number }> {
+    this.opened.push(...streams);
     const parts: ClientSpec[][] = this.workers.map(() => []);
     streams.forEach((s, i) => parts[i % parts.length].push(s));
     const addrs = this.addresses();
@@ -115,6 +119,30 @@ export class LoadGenerator {
       failures: sum(all.map((s) => s.failures)),
       statuses,
     };
+  }
+
+  /**
+   * Waits, bounded, until the deliveries since measure() reach what the
+   * streams opened are owed: every event of `expected` for its project. A
+   * server that falls behind is measured as it is: the wait also ends after
+   * `stallMs` without a new delivery, and what never came counts as lost.
+   */
+  async drain(expected: Record<string, number[]>, o: { timeoutMs: number; stallMs: number }): Promise<{ drained: boolean; deliveries: number; expected: number }> {
+    let owed = 0;
+    for (const s of this.opened) owed += expected[s.project]?.length ?? 0;
+    let deliveries = 0;
+    const drained = await satisfied(
+      waitUntil(
+        async () => {
+          deliveries = (await this.stats()).deliveries;
+          return deliveries >= owed;
+        },
+        o.timeoutMs,
+        'the drain',
+        { stallMs: o.stallMs, progressOf: () => deliveries, intervalMs: 100 },
+      ),
+    );
+    return { drained, deliveries, expected: owed };
   }
 
   /** Resets delivery counts and latency histograms: the measured window starts now. */

@@ -66,7 +66,7 @@ async function handle(m: WorkerRequest): Promise<unknown> {
       const start = clients.length;
       m.streams.forEach((spec, i) => {
         const localAddress = m.localAddresses.length > 0 ? m.localAddresses[(start + i) % m.localAddresses.length] : undefined;
-        const c = new LoadClient({ host: m.host, port: m.port, localAddress }, spec, hooks, m.reconnect);
+        const c = new LoadClient({ host: m.host, port: spec.port ?? m.port, localAddress }, spec, hooks, m.reconnect);
         clients.push(c);
         queue.push(c);
       });

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume'] as const;
+export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume', 'fleet'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -25,10 +25,12 @@ export interface BenchOptions {
   catchupBehind: number;
   /** fanout's saturation run: an offered load above what naive sustains. */
   saturation: { streams: number; projects: number; rate: number };
+  /** fleet: replica counts, the totals of streams shared out among the replicas, and the writers' rate. */
+  fleet: { replicas: number[]; streams: number[]; rate: number };
 }
 
-const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume]
-       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS]`;
+const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,fleet]
+       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS] [--replicas 1,2,4,8]`;
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {
   const { values } = parseArgs({
@@ -40,6 +42,7 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       rate: { type: 'string' },
       duration: { type: 'string' },
       scenario: { type: 'string' },
+      replicas: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -83,5 +86,13 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
     catchupBehind: full ? 10_000 : 2000,
     // 100 streams per project: each event is 100 deliveries.
     saturation: { streams: 1000, projects: 10, rate: full ? 2000 : 1000 },
+    fleet: {
+      replicas: values.replicas ? values.replicas.split(',').map((s) => Math.round(num('replicas', s, 0))) : [1, 2, 4, 8],
+      // Two totals: queries per change must not move between them.
+      streams: values.streams ? streams : full ? [2000, 10_000] : [500, 2000],
+      // Slow enough that a replica's reads do not coalesce on this shared box:
+      // the figure per replica is then the most a change costs.
+      rate: values.rate ? num('rate', values.rate, 0) : 50,
+    },
   };
 }

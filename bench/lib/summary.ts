@@ -37,6 +37,29 @@ export interface Summary {
   storm: { streams: number; resume_seconds: number; lost: number; [extra: string]: unknown };
   capture: { single_row_ratio: number; bulk_ratio: number; concurrent_ratio: number; [extra: string]: unknown };
   resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
+  fleet: FleetSummary;
+}
+
+export interface FleetSummary {
+  /** The largest replica count and the largest total of streams run. */
+  replicas: number;
+  streams: number;
+  rate: number;
+  /** Fitted at the smallest total of streams: database queries per committed change that each replica adds (the slope over replica counts). */
+  queries_per_change_per_replica: number;
+  /** Fitted likewise: queries per change that do not depend on the replica count (the intercept). */
+  queries_per_change_fixed: number;
+  /** Mean over replica counts of queries per change at the largest total of streams ÷ at the smallest: 1 when subscribers cost no queries. */
+  streams_effect_ratio: number;
+  /** Most database connections one replica held (query pool and LISTEN). */
+  connections_per_replica: number;
+  /** Largest peak RSS and mean CPU of one replica, at the largest total of streams and replica count. */
+  replica_rss_mb: number;
+  replica_cpu_percent: number;
+  lost: number;
+  duplicated: number;
+  misordered: number;
+  [extra: string]: unknown;
 }
 
 export function machine(): string {
@@ -60,6 +83,10 @@ export function emptySummary(): Summary {
     storm: { streams: 0, resume_seconds: 0, lost: 0 },
     capture: { single_row_ratio: 0, bulk_ratio: 0, concurrent_ratio: 0 },
     resume: { log_rows: 0, found_old_p50_ms: 0, found_new_p50_ms: 0, found_ratio: 0 },
+    fleet: {
+      replicas: 0, streams: 0, rate: 0, queries_per_change_per_replica: 0, queries_per_change_fixed: 0, streams_effect_ratio: 0,
+      connections_per_replica: 0, replica_rss_mb: 0, replica_cpu_percent: 0, lost: 0, duplicated: 0, misordered: 0,
+    },
   };
 }
 
