@@ -48,7 +48,7 @@ export interface FleetRow {
   writer_statements: number;
   /** The statements Postgres ran most often for the daemons in the window. */
   top_statements: Array<{ calls: number; query: string }>;
-  /** Queries the daemons made while the streams were opened, per stream: per-subscriber work at connect. */
+  /** Queries the daemons made while the streams were opened, per stream opened: timed ones only, unless opening a stream costs a query. */
   open_queries_per_stream: number;
   /** Most connections seen at once, by application_name (pgfeed:query, pgfeed:listen), over all replicas. */
   connections: Record<string, number>;
