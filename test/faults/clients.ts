@@ -17,19 +17,22 @@ export interface FeedEvent {
   type: string;
 }
 
-/** Shared by all clients: where to connect. Picks any replica that is up,
- *  because the design says any replica resumes any cursor. */
+/** Shared by all clients: where to connect. Half the time the load
+ *  balancer in front of the replicas (`front`), otherwise any replica that is
+ *  up, because the design says any replica resumes any cursor. */
 export class Replicas {
   readonly list: Replica[];
   private readonly rng: Rng;
-  constructor(list: Replica[], rng: Rng) {
+  private readonly front: string;
+  constructor(list: Replica[], rng: Rng, front: string) {
     this.list = list;
     this.rng = rng;
+    this.front = front;
   }
   async pick(stop: () => boolean): Promise<string | null> {
     for (let i = 0; i < 60_000 / 50 && !stop(); i++) {
       const up = this.list.map((r) => r.url()).filter((u): u is string => u !== null);
-      if (up.length > 0) return this.rng.pick(up);
+      if (up.length > 0) return this.rng.chance(0.5) ? this.front : this.rng.pick(up);
       await sleep(50);
     }
     return null;

@@ -3,6 +3,7 @@
 // also asserts the recovery property that belongs to it.
 
 import type { Cluster } from '../helpers/pg-cluster.js';
+import type { SwitchProxy } from '../helpers/switch-proxy.js';
 import type { SseClient } from './clients.js';
 import { httpGet, type Replica } from './daemon-process.js';
 import { sleep } from '../helpers/wait.js';
@@ -22,6 +23,8 @@ export const FAULT_KINDS = [
   'client-stall',
   'cold-start',
   'start-race',
+  'replica-switch',
+  'replica-kill',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Faults that may overlap anything else, including a daemon restart. */
@@ -32,6 +35,8 @@ export interface FaultContext {
   cluster: Cluster;
   replicas: Replica[];
   sseClients: SseClient[];
+  /** The load balancer in front of the replicas: it sends new connections to `front.current`, or to another replica while that one is down. */
+  front: Front;
   ledger: Ledger;
   /** /readyz must answer 200 within this long after the fault ends. */
   readyBoundMs: number;
@@ -41,6 +46,19 @@ export interface FaultContext {
   termBoundMs: number;
   violation: (what: string) => void;
   log: (what: string) => void;
+}
+
+export interface Front {
+  readonly proxy: SwitchProxy;
+  current: Replica;
+}
+
+/** The load balancer's choice for a new connection: its current replica while that is up, else another that is (null: none). */
+export function frontRoute(front: { current: Replica }, replicas: readonly Replica[]): () => number | null {
+  return () => {
+    if (front.current.url() === null) front.current = replicas.find((r) => r.url() !== null) ?? front.current;
+    return front.current.url() === null ? null : front.current.port;
+  };
 }
 
 export interface FaultRecord {
@@ -192,6 +210,26 @@ async function inject(ctx: FaultContext, kind: FaultKind): Promise<string> {
       await ctx.cluster.restart(mode);
       await starting;
       return `${r.name} restarted as #${r.incarnation} with a ${mode} postgres restart ${delay}ms into its start-up; ${await assertReady(ctx, kind)}`;
+    }
+    case 'replica-switch': {
+      // A deploy or a rebalance: new connections go elsewhere, open ones are cut.
+      const { front } = ctx;
+      const from = front.current;
+      front.current = rng.pick(ctx.replicas.filter((r) => r !== from));
+      const open = front.proxy.openTo.length;
+      front.proxy.dropAll();
+      return `proxy switched ${from.name} -> ${front.current.name}, cut ${open} connections`;
+    }
+    case 'replica-kill': {
+      // The replica behind the proxy dies and stays down a while: clients reconnect to the other.
+      const victim = ctx.front.current;
+      const sent = ctx.front.proxy.connections.length;
+      await victim.kill('SIGKILL');
+      const down = rng.int(1000, 3000);
+      await sleep(down);
+      const elsewhere = ctx.front.proxy.connections.slice(sent).filter((p) => p !== null).length;
+      await victim.start();
+      return `${victim.name} SIGKILLed, down ${down}ms (the proxy sent ${elsewhere} connections to ${ctx.front.current.name}), restarted as #${victim.incarnation}; ${await assertReady(ctx, kind)}`;
     }
     case 'client-stall': {
       if (ctx.sseClients.length === 0) return 'no SSE client to stall';

@@ -14,7 +14,8 @@ import { checkClient, loadGroundTruth } from './checker.js';
 import { PollClient, Replicas, SseClient, typeMatches, type Client } from './clients.js';
 import { Cluster } from '../helpers/pg-cluster.js';
 import { Replica } from './daemon-process.js';
-import { FAULT_KINDS, FaultSchedule } from './faults.js';
+import { FAULT_KINDS, FaultSchedule, frontRoute, type Front } from './faults.js';
+import { startSwitchProxy } from '../helpers/switch-proxy.js';
 import { sleep } from '../helpers/wait.js';
 import { Rng } from './rng.js';
 import { Ledger, PROJECTS, SCHEMA_SQL, Writer } from './writers.js';
@@ -67,6 +68,8 @@ const replicas: Replica[] = [];
 const writers: Writer[] = [];
 const clients: Client[] = [];
 const lateTimers: NodeJS.Timeout[] = [];
+/** Closed last-in-first-out on cleanup (the load balancer). */
+const closers: Array<() => unknown> = [];
 let cleaned = false;
 
 async function cleanup(): Promise<void> {
@@ -77,6 +80,7 @@ async function cleanup(): Promise<void> {
     Promise.allSettled([...clients.map((c) => c.stop()), ...writers.map((w) => w.stop())]),
     sleep(5000),
   ]);
+  for (const close of closers.reverse()) await Promise.resolve(close()).catch(() => {});
   await Promise.allSettled(replicas.map((r) => r.close()));
   await cluster?.destroy().catch(() => {});
 }
@@ -135,7 +139,13 @@ async function main(): Promise<number> {
   await cluster.query(SCHEMA_SQL);
   const ledger = new Ledger();
 
-  const pool = new Replicas(replicas, rng.fork());
+  // A load balancer in front of both replicas: it keeps to one until a
+  // replica-switch fault moves it, or the one it sends to is down.
+  const sticky = { current: replicas[0] };
+  const front: Front = Object.assign(sticky, { proxy: await startSwitchProxy({ teardown: (fn) => closers.push(fn) }, frontRoute(sticky, replicas)) });
+  log(`load balancer on port ${front.proxy.port}`);
+
+  const pool = new Replicas(replicas, rng.fork(), front.proxy.base);
   const sse: SseClient[] = [];
   for (const project of PROJECTS) {
     for (let i = 0; i < perProject; i++) {
@@ -172,6 +182,7 @@ async function main(): Promise<number> {
     cluster,
     replicas,
     sseClients: sse,
+    front,
     ledger,
     readyBoundMs: 30_000,
     horizonStallMs,
@@ -303,7 +314,8 @@ async function main(): Promise<number> {
     console.log(`recovery: ${[...violations].map(([k, v]) => `${k}: ${v.length}`).join(', ')}`);
   }
   if (failed) console.log(`FAILED with seed ${seed} (rerun: npm run test:faults -- --seed ${seed} --duration ${durationS}); logs kept in ${logDir}`);
-  console.log(`faults: ${faults}, events: ${truth.total}, clients: ${clients.length}, lost: ${lost}, duplicated: ${duplicated}, misordered: ${misordered}, leaked: ${leaked}`);
+  const count = (k: string) => kinds.get(k) ?? 0;
+  console.log(`faults: ${faults} (replica switches: ${count('replica-switch')}, replica kills: ${count('replica-kill')}), events: ${truth.total}, clients: ${clients.length}, lost: ${lost}, duplicated: ${duplicated}, misordered: ${misordered}, leaked: ${leaked}`);
   return failed ? 1 : 0;
 }
 

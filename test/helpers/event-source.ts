@@ -7,6 +7,8 @@ export interface FollowedStream {
   readonly es: EventSource;
   /** Data events' ids, in arrival order. */
   readonly seqs: number[];
+  /** For each entry of seqs, the connection (1-based) that delivered it. */
+  readonly connOf: number[];
   /** The codes of the pgfeed.unavailable control events received. */
   readonly unavailable: string[];
   /** How many times the connection opened (1 + reconnects that got a stream). */
@@ -29,6 +31,7 @@ interface Teardown {
 export function followStream(t: Teardown, url: string, types: readonly string[] = []): FollowedStream {
   const es = new EventSource(url);
   const seqs: number[] = [];
+  const connOf: number[] = [];
   const unavailable: string[] = [];
   let opens = 0;
   let closedWith: number | null = null;
@@ -36,6 +39,7 @@ export function followStream(t: Teardown, url: string, types: readonly string[] 
   const notify = () => waiters.forEach((w) => w());
   const onData = (e: MessageEvent) => {
     seqs.push(Number(e.lastEventId));
+    connOf.push(opens);
     notify();
   };
   if (types.length === 0) es.onmessage = onData;
@@ -53,6 +57,7 @@ export function followStream(t: Teardown, url: string, types: readonly string[] 
   const stream: FollowedStream = {
     es,
     seqs,
+    connOf,
     unavailable,
     get opens() {
       return opens;
