@@ -49,6 +49,8 @@ function baseBackup(primary: Cluster) {
   return async (spec: ClusterSpec): Promise<void> => {
     await run(join(spec.bin, 'pg_basebackup'), ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', spec.dataDir, '-R', '-X', 'stream', '-c', 'fast'], {
       timeout: 120_000,
+      // Somewhere the server user may enter: the checkout may be in a private directory.
+      cwd: join(spec.dataDir, '..'),
       ...(spec.user ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     });
   };
