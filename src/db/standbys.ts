@@ -1,11 +1,12 @@
 import pg from 'pg';
 import { withDeadline } from '../deadline.js';
+import { PgfeedError } from '../errors.js';
 import type { Position, ServerIdentity } from '../interfaces.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { horizonPosition, isAfter } from '../position.js';
 import { isUnreachable } from './query-errors.js';
-import { ReadScope } from './row-security.js';
+import { checkRowSecurity, ReadScope } from './row-security.js';
 import { describeServer, identityOf, IDENTITY_COLUMNS, readHolds } from './server-identity.js';
 
 /** How often each standby's state and horizon are read, besides every catch-up read it answers. */
@@ -23,9 +24,11 @@ const QUERY_TIMEOUT_MS = 10_000;
  * - `other_timeline`: streaming a timeline other than the tail's (a
  *   failover happened on one side of it);
  * - `promoted`: not in recovery any more: it is a primary of its own;
- * - `other_server`: another cluster or database than the tail's.
+ * - `other_server`: another cluster or database than the tail's;
+ * - `misconfigured`: its role's row security does not match
+ *   PGFEED_ROW_SECURITY (docs/database-role.md): its reads would be wrong.
  */
-export type StandbyState = 'starting' | 'streaming' | 'unreachable' | 'not_streaming' | 'other_timeline' | 'promoted' | 'other_server';
+export type StandbyState = 'starting' | 'streaming' | 'unreachable' | 'not_streaming' | 'other_timeline' | 'promoted' | 'other_server' | 'misconfigured';
 
 /** Why a catch-up read went to the primary although standbys are configured. */
 export type FallbackReason = 'behind' | 'unavailable' | 'failed' | 'untrusted';
@@ -43,12 +46,14 @@ export class Standby {
   running = 0;
   /** Seconds since the last transaction it replayed committed on the primary, at the last probe (null: unknown). */
   replayLagS: number | null = null;
+  /** Its role's row security was found to match the setting (checked once, as the daemon checks the primary's). */
+  rowSecurityChecked = false;
 
   constructor(
     /** host:port/database, for logs, /readyz and metric labels: never the password. */
     readonly name: string,
     readonly pool: pg.Pool,
-    rowSecurity: boolean,
+    readonly rowSecurity: boolean,
   ) {
     this.reads = new ReadScope(pool, rowSecurity);
   }
@@ -136,6 +141,7 @@ export class Standbys {
   observed(s: Standby, server: ServerIdentity, horizon: number): void {
     s.server = server;
     s.horizon = horizon;
+    if (!s.rowSecurityChecked) return this.setState(s, 'misconfigured');
     s.error = null;
     this.setState(s, this.stateOf(server));
   }
@@ -198,6 +204,15 @@ export class Standbys {
         CONNECT_TIMEOUT_MS + 1_000,
         'standby probe',
       );
+      if (!s.rowSecurityChecked) {
+        try {
+          await checkRowSecurity(s.pool, s.rowSecurity);
+          s.rowSecurityChecked = true;
+        } catch (err) {
+          if (!(err instanceof PgfeedError)) throw err;
+          s.error = err.message;
+        }
+      }
       const r = rows[0];
       s.replayLagS = r.lag === null ? null : Math.max(0, Math.round(r.lag * 1000) / 1000);
       this.observed(s, identityOf(r), Number(r.horizon));
