@@ -9,6 +9,7 @@ import { standbyName } from '../../src/db/standbys.js';
 import { deliveryOrder, emit, emitBulk } from '../helpers/change-log.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { freePort } from '../helpers/free-port.js';
+import { startSwitchProxy } from '../helpers/switch-proxy.js';
 import type { Cluster } from '../helpers/pg-cluster.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 import { replicaPair, standbyAvailable } from '../helpers/standby.js';
@@ -188,21 +189,38 @@ t.test('a standby unreachable at start: the daemon starts, serves from the prima
   t.same(c.seqs, [seq], 'served');
 });
 
-// Last: the standby leaves recovery for good.
-t.test('a promoted standby is no longer read from: its own writes never reach a stream', async (t) => {
+// Last: the standby leaves recovery for good. A second daemon reaches the
+// database through a TCP proxy, as through a virtual IP, and fails over with it.
+t.test('failover: a promoted standby is no longer read from, and a daemon that fails over to it follows the new timeline', async (t) => {
   const project = 'promo';
+  const proxy = await startSwitchProxy(t, pair.primary.port);
+  const follower = await startDaemon(t, `postgres://postgres@127.0.0.1:${proxy.port}/postgres`, { PGFEED_POLL_MS: '200' });
+  t.teardown(() => follower.stop());
   await emitBulk(writer, project, 1000, 50);
   await pair.waitReplayed();
+  const live = await connectSse(`${follower.base}/v1/events?project=${project}&after=0`);
+  t.teardown(() => live.close());
+  await live.waitFor((c) => c.seqs.length >= 1000, 30_000, 'the first 1000 events');
+
   await pair.promote();
-  // A write only the promoted server has: a history the primary never had.
+  proxy.target = pair.standby.port;
+  proxy.dropAll();
+  // A write only the promoted server has: a history the old primary never had.
   await pair.standby.query(`SELECT pgfeed.emit('promo', 'divergent', jsonb_build_object('i', g)) FROM generate_series(1, 600) g`);
+  const [promotedMarker] = await emit(pair.standby, project, 'marker');
   await emitBulk(writer, project, 700, 50);
   const [marker] = await emit(writer, project, 'marker');
   await waitUntil(async () => (await standbyState()) === 'promoted', 15_000, '/readyz to show the standby promoted');
+
   const standbyBefore = await metric(daemon.base, 'pgfeed_catchup_reads_total', { server: STANDBY });
   const c = await follow(project, (c) => c.seqs.includes(marker), 'the marker');
-  t.same(c.seqs, await deliveryOrder(writer, project), 'the primary\'s events, once, in order');
+  t.same(c.seqs, await deliveryOrder(writer, project), 'the daemon on the old primary: its events, once, in order');
   t.notOk(c.events.some((e) => e.event === 'divergent'), 'none of the promoted server\'s own');
-  t.equal(await metric(daemon.base, 'pgfeed_catchup_reads_total', { server: STANDBY }), standbyBefore, 'it answered no catch-up read');
+  t.equal(await metric(daemon.base, 'pgfeed_catchup_reads_total', { server: STANDBY }), standbyBefore, 'the promoted server answered no catch-up read');
   t.equal(await metric(daemon.base, 'pgfeed_standby_streaming', { standby: STANDBY }), 0, 'and is not counted as streaming');
+
+  await live.waitFor((c) => c.seqs.includes(promotedMarker), 30_000, 'the new primary\'s marker');
+  t.same(live.seqs, await deliveryOrder(pair.standby, project), 'the daemon that failed over: the new timeline\'s events, once, in order, on a stream open across the failover');
+  const noticed = follower.logs.find((l) => l.msg === 'Postgres failed over to another timeline; the tail reads again from its last row');
+  t.equal((noticed?.now as { timeline?: number } | undefined)?.timeline, 2, 'its tail noticed the new timeline');
 });
