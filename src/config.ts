@@ -47,6 +47,13 @@ function databaseUrl(raw: string): string {
   return raw;
 }
 
+/** Comma-separated postgres:// URLs (hot standbys), each checked as DATABASE_URL is. */
+function databaseUrls(raw: string): readonly string[] {
+  const list = raw.split(',').map((u) => u.trim()).filter(Boolean);
+  for (const u of list) databaseUrl(u);
+  return Object.freeze(list);
+}
+
 function channel(raw: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(raw)) throw new Error('must be a lower-case identifier (a-z, 0-9, _), at most 63 characters');
   return raw;
@@ -160,6 +167,7 @@ export const SETTINGS = {
   trustedProxyHeader: { env: 'PGFEED_TRUSTED_PROXY_HEADER', flag: '--trusted-proxy-header', doc: 'header that a proxy in front sets to the client address (X-Forwarded-For: its last entry); unset, the peer address is the client', default: '', parse: headerName },
   maxStreamsPerIp: { env: 'PGFEED_MAX_STREAMS_PER_IP', flag: '--max-streams-per-ip', doc: 'open streams and long-polls one client address may hold (429 too_many_streams); 0: no limit', default: 0, parse: int(0, 1_000_000) },
   requestsPerSecondPerIp: { env: 'PGFEED_REQUESTS_PER_SECOND_PER_IP', flag: '--requests-per-second-per-ip', doc: 'new /v1 requests (each a new stream or poll) one client address may make per second, in bursts of as many (429 rate_limited); 0: no limit', default: 0, parse: int(0, 1_000_000) },
+  readUrl: { env: 'PGFEED_READ_URL', flag: '--read-url', doc: 'comma-separated hot standbys of DATABASE_URL for catch-up reads; the primary keeps LISTEN, the tail, cursor lookups and every write, and answers whatever no standby can (docs/ordering.md, "Standbys and failover")', default: Object.freeze([]) as readonly string[], parse: databaseUrls },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */

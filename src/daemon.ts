@@ -7,6 +7,7 @@ import { Listener } from './db/listener.js';
 import { notifyQueueReader, queueCrossings } from './db/notify-queue.js';
 import { checkRowSecurity, ReadScope } from './db/row-security.js';
 import { checkSettings } from './db/settings.js';
+import { Standbys } from './db/standbys.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
 import { Feed } from './feed/feed.js';
@@ -40,6 +41,8 @@ export class Daemon {
   readonly listener: Listener;
   readonly health: Health;
   readonly pruner: Pruner;
+  /** The hot standbys of PGFEED_READ_URL that catch-up reads may run on; absent without any. */
+  readonly standbys?: Standbys;
   private server?: HttpServer;
   private queueTimer?: NodeJS.Timeout;
   private readonly readNotifyQueue: () => Promise<number>;
@@ -69,6 +72,7 @@ export class Daemon {
     this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));
     this.metrics.readNotifyQueueWith(this.readNotifyQueue);
     this.pruner = new Pruner(this.pool, config, this.metrics, log);
+    if (config.readUrl.length) this.standbys = new Standbys(config.readUrl, config.poolSize, config.rowSecurity, () => this.tail.server, this.metrics, log);
   }
 
   get port(): number {
@@ -84,6 +88,8 @@ export class Daemon {
       this.listener.addChannel(REVOKE_CHANNEL, this.auth.revocations);
     }
     await this.tail.start();
+    // After the tail: a standby is trusted only against the server the tail reads from.
+    await this.standbys?.start();
     await this.listener.start();
     await this.pruner.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
@@ -96,7 +102,7 @@ export class Daemon {
       {
         tail: this.tail,
         hub: this.hub,
-        catchup: new Catchup(this.reads, this.config.catchupConcurrency, this.metrics),
+        catchup: new Catchup(this.reads, this.config.catchupConcurrency, this.metrics, this.standbys && { list: this.standbys, tail: () => this.tail.server }),
         reads: this.reads,
         metrics: this.metrics,
         log: this.log,
@@ -154,6 +160,7 @@ export class Daemon {
       horizon: { held: this.tail.heldSince !== null, held_ms: heldMs, stalled, blocker: this.tail.blocker },
       degraded,
       tail: { head: formatPosition(this.tail.head), ring_events: this.tail.ring.size, error: this.tail.lastError?.message ?? null },
+      standbys: this.standbys?.detail() ?? [],
       streams: this.streams?.sse.size ?? 0,
       long_polls: this.streams?.polls.size ?? 0,
     };
@@ -182,6 +189,7 @@ export class Daemon {
     await this.pruner.close();
     await this.tail.close();
     await this.listener.close();
+    await this.standbys?.close();
     this.auth?.close();
     await this.pool.end().catch(() => {});
   }

@@ -55,6 +55,23 @@ export interface FeedEvent {
   readonly frame: Buffer;
 }
 
+/** Which Postgres server, run and history answered a read (db/server-identity.ts says why each part matters). */
+export interface ServerIdentity {
+  /** pg_control_system().system_identifier: one per initdb, shared by every standby copied from it. */
+  readonly system: string;
+  readonly database: string;
+  /**
+   * The WAL timeline: a primary's own, or the one a standby receives while
+   * it streams. Null: a standby that is not streaming, or whose WAL receiver
+   * this role may not see (it needs pg_read_all_stats).
+   */
+  readonly timeline: number | null;
+  /** pg_postmaster_start_time(), epoch ms: a new value is a new server run. */
+  readonly started: number;
+  /** In recovery: a hot standby. */
+  readonly standby: boolean;
+}
+
 export interface Batch {
   readonly rows: ChangeRow[];
   /** The horizon xid the batch was read under. */
@@ -65,8 +82,8 @@ export interface Batch {
   readonly full: boolean;
   /** Unfiltered reads only: committed rows exist at or above the horizon, waiting for it to pass. */
   readonly held?: boolean;
-  /** When the server that answered started (pg_postmaster_start_time, epoch ms): a horizon holds only within one server run. */
-  readonly started: number;
+  /** The server, run and timeline that answered: a horizon holds only for them (db/server-identity.ts). */
+  readonly server: ServerIdentity;
   /** The pruned mark the read saw (its project's, or the global one for the tail): every row at or below it is gone. START: none. */
   readonly pruned: Position;
   /**

@@ -41,6 +41,9 @@ export function createMetrics() {
       },
     }),
     degraded: new client.Gauge({ name: 'pgfeed_degraded', help: '1 while delivery is degraded for this reason (listen_down, horizon_stalled), as pgfeed.degraded reports it, else 0', labelNames: ['reason'] as const, registers: [registry] }),
+    catchupReads: new client.Counter({ name: 'pgfeed_catchup_reads_total', help: 'Catch-up queries by the server that answered them: primary, or a standby of PGFEED_READ_URL (host:port/database)', labelNames: ['server'] as const, registers: [registry] }),
+    standbyFallbacks: new client.Counter({ name: 'pgfeed_standby_fallbacks_total', help: 'Catch-up reads the primary answered although standbys are configured, by reason (behind, unavailable, failed, untrusted)', labelNames: ['reason'] as const, registers: [registry] }),
+    standbyStreaming: new client.Gauge({ name: 'pgfeed_standby_streaming', help: '1 while a standby of PGFEED_READ_URL streams the primary\'s timeline and takes catch-up reads, else 0', labelNames: ['standby'] as const, registers: [registry] }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;

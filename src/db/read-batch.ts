@@ -1,6 +1,7 @@
 import type pg from 'pg';
-import type { Batch, ChangeRow, Filter, Position } from '../interfaces.js';
+import type { Batch, ChangeRow, Filter, Position, ServerIdentity } from '../interfaces.js';
 import { comparePositions, horizonPosition, isAfter, maxPosition, START } from '../position.js';
+import { identityOf, IDENTITY_COLUMNS } from './server-identity.js';
 
 export const BATCH_SIZE = 512;
 
@@ -19,9 +20,6 @@ function splitTypes(types: readonly string[]): { exact: string[]; prefixes: stri
 }
 
 const sqlCache = new Map<string, string>();
-
-/** When the server that answers started, in epoch ms: a horizon holds only within one server run. */
-const STARTED_MS = 'extract(epoch FROM pg_postmaster_start_time())::float8 * 1000';
 
 /** One SQL text per filter shape, so each shape gets a stable plan. */
 function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string {
@@ -42,7 +40,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
-  // Which server run answered: see Tail.noticeRestart and Subscriber.pump.
+  // Which server, run and timeline answered: see server-identity.ts.
   // The pruned mark, read in the same snapshot as the rows: a read that sees
   // rows after its position deleted also sees the mark that says so. A
   // project's read checks its project's mark only; the tail checks the
@@ -52,7 +50,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
          (SELECT e.seq FROM pgfeed.change_log e WHERE e.project = $4 AND (e.xid, e.seq) > (p.xid, p.seq) ORDER BY e.xid, e.seq LIMIT 1)
        END AS earliest FROM pgfeed.pruned p WHERE p.project = $4`
     : 'SELECT r.pruned_xid AS xid, r.pruned_seq AS seq, NULL::bigint AS earliest FROM pgfeed.retention r';
-  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${STARTED_MS} AS started, m.xid::text AS pruned_xid, m.seq::text AS pruned_seq, m.earliest::text AS earliest,
+  sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${IDENTITY_COLUMNS}, m.xid::text AS pruned_xid, m.seq::text AS pruned_seq, m.earliest::text AS earliest,
       c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
       c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
@@ -68,7 +66,11 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
 interface RawRow {
   horizon: string;
   held: boolean;
+  system: string;
+  database: string;
+  timeline: number | null;
   started: number;
+  standby: boolean;
   pruned_xid: string | null;
   pruned_seq: string | null;
   earliest: string | null;
@@ -123,18 +125,18 @@ export async function readBatch(
   const pruned = head.pruned_xid === null ? START : { xid: Number(head.pruned_xid), seq: Number(head.pruned_seq) };
   // After START means from the start of retained history: nothing is missed there.
   const reset = comparePositions(after, START) !== 0 && isAfter(pruned, after) ? { earliest: head.earliest === null ? null : Number(head.earliest) } : null;
-  return { rows: out, horizon, covered, full, held: head.held, started: head.started, pruned, reset };
+  return { rows: out, horizon, covered, full, held: head.held, server: identityOf(head), pruned, reset };
 }
 
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */
-export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; started: number }> {
-  const { rows } = await db.query<{ horizon: string; started: number; xid: string | null; seq: string | null }>(
-    `SELECT h.xmin::text AS horizon, ${STARTED_MS} AS started, l.xid::text, l.seq::text
+export async function startPoint(db: Queryable): Promise<{ horizon: number; last: Position | null; server: ServerIdentity }> {
+  const { rows } = await db.query<{ horizon: string; system: string; database: string; timeline: number | null; started: number; standby: boolean; xid: string | null; seq: string | null }>(
+    `SELECT h.xmin::text AS horizon, ${IDENTITY_COLUMNS}, l.xid::text, l.seq::text
      FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
      LEFT JOIN LATERAL (
        SELECT xid, seq FROM pgfeed.change_log WHERE xid < h.xmin ORDER BY xid DESC, seq DESC LIMIT 1
      ) l ON true`,
   );
   const r = rows[0];
-  return { horizon: Number(r.horizon), started: r.started, last: r.xid === null ? null : { xid: Number(r.xid), seq: Number(r.seq) } };
+  return { horizon: Number(r.horizon), server: identityOf(r), last: r.xid === null ? null : { xid: Number(r.xid), seq: Number(r.seq) } };
 }

@@ -1,20 +1,28 @@
-import type { Batch, FeedEvent, Filter, Position } from '../interfaces.js';
+import type { Batch, FeedEvent, Filter, Position, ServerIdentity } from '../interfaces.js';
 import { namedQuery } from '../db/query-errors.js';
 import { readBatch, BATCH_SIZE } from '../db/read-batch.js';
 import type { ReadScope } from '../db/row-security.js';
-import { formatPosition } from '../position.js';
+import { readHolds } from '../db/server-identity.js';
+import type { FallbackReason, Standby, Standbys } from '../db/standbys.js';
+import { comparePositions, formatPosition } from '../position.js';
 import { encodeEvent } from './frame.js';
 import type { Metrics } from '../metrics.js';
 
 export interface CatchupBatch extends Omit<Batch, 'rows'> {
   readonly events: readonly FeedEvent[];
+  /** A standby answered: its rows may be written only while it follows the tail's server. */
+  readonly fromStandby: boolean;
 }
 
 /**
  * Catch-up reads from Postgres for subscribers behind the ring.
  * - single-flight: subscribers at the same position with the same filter
  *   share one query (a reconnect storm resumes from few distinct cursors);
- * - capped: at most `concurrency` queries run; the rest wait their turn.
+ * - capped: at most `concurrency` queries run; the rest wait their turn;
+ * - on a hot standby when one is configured and can bring the stream
+ *   something: it follows the tail's server (same system, same timeline)
+ *   and its horizon is past what the stream already has. Otherwise, or when
+ *   the standby fails or turns out not to follow any more, on the primary.
  */
 export class Catchup {
   private readonly inflight = new Map<string, Promise<CatchupBatch>>();
@@ -25,6 +33,8 @@ export class Catchup {
     private readonly reads: ReadScope,
     private readonly concurrency: number,
     private readonly metrics: Metrics,
+    /** Standbys for the reads, with the identity of the server the tail reads from; none: every read on the primary. */
+    private readonly standbys?: { readonly list: Standbys; readonly tail: () => ServerIdentity | undefined },
   ) {}
 
   /** Catch-up queries running, and waiting for a slot. */
@@ -32,21 +42,64 @@ export class Catchup {
     return { running: this.running, waiting: this.queue.length };
   }
 
-  read(pos: Position, filter: Filter, limit = BATCH_SIZE): Promise<CatchupBatch> {
-    const key = `${filter.project}\0${filter.types.join(',')}\0${formatPosition(pos)}\0${limit}`;
+  /**
+   * Up to `limit` rows after `pos`. `known` (at or after pos): the stream
+   * already has every row of its filter up to there, from an earlier read's
+   * horizon; a standby whose horizon is not past it has nothing more to give,
+   * so the primary answers (docs/ordering.md, "Standbys and failover").
+   */
+  read(pos: Position, filter: Filter, limit = BATCH_SIZE, known: Position = pos): Promise<CatchupBatch> {
+    const beyond = comparePositions(known, pos) > 0 ? `\0${formatPosition(known)}` : '';
+    const key = `${filter.project}\0${filter.types.join(',')}\0${formatPosition(pos)}\0${limit}${beyond}`;
     const shared = this.inflight.get(key);
     if (shared) {
       this.metrics.catchupShared.inc();
       return shared;
     }
     const p = this.slot(async () => {
-      this.metrics.queries.inc({ kind: 'catchup' });
-      const batch = await namedQuery(this.metrics, 'catchup', this.reads.project(filter.project, (db) => readBatch(db, pos, filter, limit)));
+      const standby = await this.fromStandby(pos, filter, limit, known);
+      const batch = standby ?? (await this.fromServer(this.reads, 'primary', pos, filter, limit));
       const { rows, ...rest } = batch;
-      return { ...rest, events: rows.map(encodeEvent) };
+      return { ...rest, events: rows.map(encodeEvent), fromStandby: standby !== null };
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;
+  }
+
+  private async fromServer(reads: ReadScope, server: string, pos: Position, filter: Filter, limit: number): Promise<Batch> {
+    this.metrics.queries.inc({ kind: 'catchup' });
+    const batch = await namedQuery(this.metrics, 'catchup', reads.project(filter.project, (db) => readBatch(db, pos, filter, limit)));
+    this.metrics.catchupReads.inc({ server });
+    return batch;
+  }
+
+  /** The batch from a standby, or null when the primary must answer (none fits, the read failed, or the standby no longer follows). */
+  private async fromStandby(pos: Position, filter: Filter, limit: number, known: Position): Promise<Batch | null> {
+    if (!this.standbys) return null;
+    const { list, tail } = this.standbys;
+    const picked = list.pick(known);
+    if (typeof picked === 'string') return this.fallback(picked);
+    const standby: Standby = picked;
+    standby.running++;
+    let batch: Batch;
+    try {
+      batch = await this.fromServer(standby.reads, standby.name, pos, filter, limit);
+    } catch (err) {
+      list.failed(standby, err);
+      return this.fallback('failed');
+    } finally {
+      standby.running--;
+    }
+    list.observed(standby, batch.server, batch.horizon);
+    const primary = tail();
+    // Promoted, or on another timeline, since it was picked: its rows may be ones the primary never had.
+    if (!primary || readHolds(batch.server, primary) !== 'holds') return this.fallback('untrusted');
+    return batch;
+  }
+
+  private fallback(reason: FallbackReason): null {
+    this.metrics.standbyFallbacks.inc({ reason });
+    return null;
   }
 
   private async slot<T>(fn: () => Promise<T>): Promise<T> {

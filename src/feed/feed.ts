@@ -83,7 +83,10 @@ export class Feed {
   async page(pos: Position, filter: Filter, limit: number): Promise<Page> {
     const remembered = this.fromRing(pos, filter, limit + 1);
     if (remembered && remembered.length > limit) return { events: remembered.slice(0, limit), hasMore: true };
-    const batch = await this.deps.catchup.read(pos, filter, limit);
+    let batch = await this.deps.catchup.read(pos, filter, limit);
+    // A lagging standby's short page would tell the client it is caught up
+    // while the tail already has more: the primary answers instead.
+    if (batch.fromStandby && !batch.full && isAfter(this.deps.tail.head, batch.covered)) batch = await this.deps.catchup.read(pos, filter, limit, batch.covered);
     if (batch.reset) {
       this.deps.metrics.streamsReset.inc();
       return { events: [], hasMore: false, reset: batch.reset };

@@ -1,6 +1,7 @@
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { isUnreachable, queryFailure } from '../db/query-errors.js';
-import type { FeedEvent, Filter, Position } from '../interfaces.js';
+import type { FeedEvent, Filter, Position, ServerIdentity } from '../interfaces.js';
+import { readHolds } from '../db/server-identity.js';
 import { comparePositions, formatPosition, isAfter, maxPosition } from '../position.js';
 import { controlFrame } from './frame.js';
 import type { Logger } from '../log.js';
@@ -13,7 +14,7 @@ import { filterMatcher } from './type-filter.js';
 import { Ring } from './ring.js';
 import { eachSlab, slabsOf, type EventList, type Slab } from './slabs.js';
 
-/** How often a stream that read from a newer Postgres run than the tail's checks whether the tail has caught up, and for how long. */
+/** How often a stream that read from a newer Postgres run (or timeline) than the tail's checks whether the tail has caught up, and for how long. */
 const RESTART_RECHECK_MS = 20;
 const RESTART_WAIT_MS = 10_000;
 
@@ -60,6 +61,13 @@ export class Subscriber implements Receiver {
   private dbFailures = 0;
   private prefetch?: { pos: Position; batch: Promise<CatchupBatch> };
   private unfinished?: CatchupBatch;
+  /**
+   * Set after a short read whose horizon the tail has passed, where the ring
+   * does not reach: everything for this filter up to it was delivered. The
+   * next read goes where it can bring more (Catchup.read), not back to a
+   * lagging standby that has nothing after it.
+   */
+  private coveredTo?: Position;
 
   constructor(
     private readonly deps: SubscriberDeps,
@@ -199,6 +207,7 @@ export class Subscriber implements Receiver {
         try {
           batch = await this.readAt(this.pos);
           this.dbFailures = 0;
+          this.coveredTo = undefined;
         } catch (err) {
           if (this.state !== 'catching_up') return;
           this.dbFailures++;
@@ -212,6 +221,14 @@ export class Subscriber implements Receiver {
           continue;
         }
         if (this.state !== 'catching_up') return;
+        // A standby that no longer follows the tail's server (promoted, on
+        // another timeline, or the tail failed over) may hold rows that
+        // server never got: none of them is written. Catchup routes the next
+        // read away from it.
+        if (batch.fromStandby && readHolds(batch.server, tail.server) !== 'holds') {
+          this.prefetch = undefined;
+          continue;
+        }
         // Retention removed rows after the position before this read ran:
         // delivering what follows would skip them without a word.
         if (batch.reset) return this.reset(batch.reset.earliest);
@@ -231,13 +248,15 @@ export class Subscriber implements Receiver {
         return;
       }
       if (batch.full) continue;
-      if (batch.started !== tail.started) {
-        // Postgres restarted between this read and the tail's last one. A
-        // horizon from another server run says nothing about this one: after
-        // a crash, rows can commit below it under reissued xids. Read again
-        // from the position, a real row: at once if this batch is the older
-        // (kept across the restart), else once the tail has noticed it.
-        if (batch.started > tail.started) await this.awaitTail(batch.started);
+      const holds = readHolds(batch.server, tail.server);
+      if (holds !== 'holds') {
+        // Postgres restarted or failed over between this read and the tail's
+        // last one. A horizon from another server run says nothing about
+        // this one: after a crash, rows can commit below it under reissued
+        // xids. Read again from the position, a real row: at once if this
+        // batch is the older (kept across the restart), else once the tail
+        // has noticed it.
+        if (holds === 'ahead') await this.awaitTail(batch.server);
         continue;
       }
       // Nothing more for this filter below the read's horizon (batch.covered).
@@ -250,6 +269,8 @@ export class Subscriber implements Receiver {
       // …otherwise resume from the ring, if it starts before that horizon.
       // Its start is a real row, so the position stays one.
       if (!isAfter(tail.ring.start, batch.covered)) this.pos = maxPosition(this.pos, tail.ring.start);
+      // …or read again, from where this read's horizon has nothing more.
+      else this.coveredTo = batch.covered;
     }
   }
 
@@ -271,12 +292,12 @@ export class Subscriber implements Receiver {
     this.signal(controlFrame('pgfeed.reset', { earliest: earliest === null ? null : String(earliest) }), true);
   }
 
-  /** Waits, without reading, until the tail reads from the server run that started at `started` (bounded). */
-  private async awaitTail(started: number): Promise<void> {
+  /** Waits, without reading, until the tail reads from `server`'s run or a later one (bounded). */
+  private async awaitTail(server: ServerIdentity): Promise<void> {
     const { tail } = this.deps;
     tail.wake();
     const until = Date.now() + RESTART_WAIT_MS;
-    while (tail.started < started && this.state === 'catching_up' && Date.now() < until) {
+    while (readHolds(server, tail.server) === 'ahead' && this.state === 'catching_up' && Date.now() < until) {
       await this.wait(RESTART_RECHECK_MS);
     }
   }
@@ -290,8 +311,8 @@ export class Subscriber implements Receiver {
   private readAt(pos: Position): Promise<CatchupBatch> {
     const p = this.prefetch;
     this.prefetch = undefined;
-    if (p && comparePositions(p.pos, pos) === 0) return p.batch;
-    return this.deps.catchup.read(pos, this.filter);
+    if (p && comparePositions(p.pos, pos) === 0 && this.coveredTo === undefined) return p.batch;
+    return this.deps.catchup.read(pos, this.filter, undefined, this.coveredTo);
   }
 
   /**

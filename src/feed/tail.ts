@@ -1,8 +1,9 @@
 import { backoffDelay, type Backoff } from '../backoff.js';
 import { isUnreachable, namedQuery, queryFailure } from '../db/query-errors.js';
-import type { Position } from '../interfaces.js';
+import type { Position, ServerIdentity } from '../interfaces.js';
 import { readBatch, startPoint, BATCH_SIZE } from '../db/read-batch.js';
 import { findBlocker, type Blocker } from '../db/horizon.js';
+import { describeServer, sameRun } from '../db/server-identity.js';
 import type { ReadScope } from '../db/row-security.js';
 import { formatPosition, horizonPosition, maxPosition, START } from '../position.js';
 import type { Logger } from '../log.js';
@@ -34,7 +35,7 @@ export class Tail {
   ring!: Ring;
   private headPos!: Position;
   private lastRowPos!: Position;
-  private startedAt = 0;
+  private serverNow!: ServerIdentity;
   private running = false;
   private again = false;
   private closed = false;
@@ -65,9 +66,9 @@ export class Tail {
     return this.headPos;
   }
 
-  /** When the Postgres server the tail reads from started: its head and ring belong to that server run. */
-  get started(): number {
-    return this.startedAt;
+  /** The Postgres server, run and timeline the tail reads from: its head and ring belong to them. */
+  get server(): ServerIdentity {
+    return this.serverNow;
   }
 
   /** The last real row read: a position safe to keep (see interfaces.ts, "last row"). */
@@ -79,7 +80,7 @@ export class Tail {
   async start(): Promise<void> {
     this.metrics.queries.inc({ kind: 'tail' });
     const first = await this.reads.allProjects((db) => startPoint(db));
-    this.startedAt = first.started;
+    this.serverNow = first.server;
     this.lastRowPos = first.last ?? START;
     this.headPos = horizonPosition(first.horizon);
     // Nothing lies between the last final row and the horizon, and nothing
@@ -127,7 +128,7 @@ export class Tail {
       this.metrics.queries.inc({ kind: 'tail' });
       batch = await namedQuery(this.metrics, 'tail', this.reads.allProjects((db) => readBatch(db, this.headPos, null, BATCH_SIZE)));
       if (this.closed) return;
-      if (this.noticeRestart(batch.started)) {
+      if (this.noticeRestart(batch.server)) {
         this.again = true; // read again at once, from the last row
         return;
       }
@@ -151,14 +152,16 @@ export class Tail {
   }
 
   /**
-   * After a crash restart, Postgres may reissue xids that were assigned but
-   * never made durable, so rows can now commit below the horizon the tail had
-   * reached. It steps back to its last real row and reads again from there.
+   * After a crash restart or a failover, Postgres may reissue xids that were
+   * assigned but never made durable (or never reached the promoted standby),
+   * so rows can now commit below the horizon the tail had reached. It steps
+   * back to its last real row and reads again from there.
    */
-  private noticeRestart(started: number): boolean {
-    if (started === this.startedAt) return false;
-    this.log.warn({ before: new Date(this.startedAt).toISOString(), now: new Date(started).toISOString() }, 'Postgres restarted; the tail reads again from its last row');
-    this.startedAt = started;
+  private noticeRestart(server: ServerIdentity): boolean {
+    if (sameRun(server, this.serverNow)) return false;
+    const failover = server.timeline !== this.serverNow.timeline || server.system !== this.serverNow.system;
+    this.log.warn({ before: describeServer(this.serverNow), now: describeServer(server) }, failover ? 'Postgres failed over to another timeline; the tail reads again from its last row' : 'Postgres restarted; the tail reads again from its last row');
+    this.serverNow = server;
     this.headPos = this.lastRowPos;
     return true;
   }

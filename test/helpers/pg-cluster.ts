@@ -7,7 +7,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import pg from 'pg';
-import { LocalCluster } from '../../src/db/cluster.js';
+import { LocalCluster, type ClusterSpec } from '../../src/db/cluster.js';
 import { freeLowPort } from './free-port.js';
 import { scratchCluster } from './scratch-postgres.js';
 import { sleep } from './wait.js';
@@ -17,6 +17,12 @@ export type RestartMode = 'fast' | 'immediate';
 export interface ClusterOptions {
   /** Extra server settings, passed as `-c name=value` on every start. */
   readonly settings?: Readonly<Record<string, string | number>>;
+  /** A Postgres bin dir to run instead of the embedded one (it wins over PGFEED_FAULTS_PG_BIN). */
+  readonly bin?: string;
+  /** Fills the data directory instead of initdb (a base backup, say); it runs as the server user. */
+  readonly init?: (spec: ClusterSpec) => Promise<void>;
+  /** Temporary directory name prefix. */
+  readonly prefix?: string;
 }
 
 /** PGFEED_FAULTS_PG_BIN runs the cluster on another Postgres build, e.g. Debian's 15. */
@@ -36,7 +42,7 @@ export class Cluster {
 
   /** initdb + start. The caller owns the result and must call destroy(). */
   static async create(opts: ClusterOptions = {}): Promise<Cluster> {
-    const scratch = await scratchCluster('pgfeed-faults-pg-', await freeLowPort(), {
+    const scratch = await scratchCluster(opts.prefix ?? 'pgfeed-faults-pg-', await freeLowPort(), {
       // fsync=off is safe here: crashes are of the postmaster, never of the OS.
       // synchronous_commit stays on, or an immediate restart would lose
       // acknowledged commits and reuse their xids (a test that wants exactly
@@ -47,10 +53,10 @@ export class Cluster {
       shared_buffers: '64MB',
       ...opts.settings,
     });
-    const bin = binOverride();
+    const bin = opts.bin ?? binOverride();
     const cluster = new Cluster(bin ? new LocalCluster({ ...scratch.spec, bin }) : scratch);
     try {
-      await cluster.local.init();
+      await (opts.init ? opts.init(cluster.local.spec) : cluster.local.init());
       await cluster.start();
     } catch (err) {
       await cluster.destroy();
