@@ -41,6 +41,8 @@ export function createMetrics() {
       },
     }),
     degraded: new client.Gauge({ name: 'pgfeed_degraded', help: '1 while delivery is degraded for this reason (listen_down, horizon_stalled), as pgfeed.degraded reports it, else 0', labelNames: ['reason'] as const, registers: [registry] }),
+    wakePollChanges: new client.Counter({ name: 'pgfeed_wake_poll_changes_total', help: 'Moves of the WAL insert position the wake poll saw (PGFEED_WAKE=poll), each waking the tail', registers: [registry] }),
+    wakePollConnected: new client.Gauge({ name: 'pgfeed_wake_poll_connected', help: '1 while the wake poll\'s connection is up (PGFEED_WAKE=poll), else 0', registers: [registry] }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;
