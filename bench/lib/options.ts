@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume'] as const;
+export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume', 'doorbell'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -27,7 +27,7 @@ export interface BenchOptions {
   saturation: { streams: number; projects: number; rate: number };
 }
 
-const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume]
+const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,doorbell]
        [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS]`;
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {

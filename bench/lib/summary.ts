@@ -37,6 +37,7 @@ export interface Summary {
   storm: { streams: number; resume_seconds: number; lost: number; [extra: string]: unknown };
   capture: { single_row_ratio: number; bulk_ratio: number; concurrent_ratio: number; [extra: string]: unknown };
   resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
+  doorbell: { mode: string; concurrent_ratio: number; p99_ms: number; streams: number; rate: number; idle_pg_cpu_percent: number; [extra: string]: unknown };
 }
 
 export function machine(): string {
@@ -60,6 +61,7 @@ export function emptySummary(): Summary {
     storm: { streams: 0, resume_seconds: 0, lost: 0 },
     capture: { single_row_ratio: 0, bulk_ratio: 0, concurrent_ratio: 0 },
     resume: { log_rows: 0, found_old_p50_ms: 0, found_new_p50_ms: 0, found_ratio: 0 },
+    doorbell: { mode: '', concurrent_ratio: 0, p99_ms: 0, streams: 0, rate: 0, idle_pg_cpu_percent: 0 },
   };
 }
 
