@@ -69,7 +69,8 @@ export class Daemon {
       this.metrics,
     );
     this.wakePoll = config.wake === 'poll'
-      ? new WakePoll(url, { intervalMs: config.wakePollMs, timeoutMs: config.listenTimeoutMs }, () => this.tail.wake(), log, this.metrics)
+      // A probe is due every interval, and then has the LISTEN connection's deadline to be answered.
+      ? new WakePoll(url, { intervalMs: config.wakePollMs, timeoutMs: config.wakePollMs + config.listenTimeoutMs }, () => this.tail.wake(), log, this.metrics)
       : null;
     this.health = new Health({ listener: this.listener, tail: this.tail }, config.horizonStallMs, this.metrics, log);
     this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));
