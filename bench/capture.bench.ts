@@ -8,6 +8,10 @@
 //               trigger that notifies once
 //   silent      pgfeed.capture() with its pg_notify removed, defined here only:
 //               it shows what the NOTIFY itself costs, apart from the log write
+//               (what writers pay with PGFEED_WAKE=poll)
+//   peer        the common hand-written audit trigger, defined here only: a
+//               statement-level AFTER trigger with a transition table writing
+//               one jsonb row per changed row into a table with one index
 //
 // Three workloads: sequential single-row transactions on one connection,
 // 10,000-row single-statement inserts, and 16 concurrent single-row writers.
@@ -29,7 +33,7 @@ import { migrate } from '../src/db/migrate.js';
 import { startScratchPostgres } from '../test/helpers/scratch-postgres.js';
 import { sleep } from '../test/helpers/wait.js';
 
-export const DESIGNS = ['untracked', 'statement', 'row', 'silent'] as const;
+export const DESIGNS = ['untracked', 'statement', 'row', 'silent', 'peer'] as const;
 export type Design = (typeof DESIGNS)[number];
 
 /** Throughput ratio tracked / untracked the statement-level design must reach. */
@@ -61,6 +65,12 @@ export interface CaptureResult extends Ratios {
   row_level: Ratios;
   /** Statement-level capture without its NOTIFY: not a design, a measurement of the NOTIFY's share. */
   without_notify: Ratios;
+  /** The hand-written audit trigger, against untracked. */
+  peer: Ratios;
+  /** pgfeed's capture as writers pay it with PGFEED_WAKE=poll (no NOTIFY) over the peer's: median of per-round ratios. */
+  peer_ratio: { single_row: number; bulk: number; concurrent: number };
+  /** The same with the NOTIFY of PGFEED_WAKE=notify. */
+  peer_ratio_notify: { single_row: number; bulk: number; concurrent: number };
   /** Medians: transactions/s for single_row and concurrent, rows/s for bulk. */
   throughput: Record<Workload, Record<Design, number>>;
   /**
@@ -77,7 +87,7 @@ export interface CaptureResult extends Ratios {
 
 export type Workload = 'single_row' | 'bulk' | 'concurrent';
 
-const TABLE: Record<Design, string> = { untracked: 'bench_untracked', statement: 'bench_statement', row: 'bench_row', silent: 'bench_silent' };
+const TABLE: Record<Design, string> = { untracked: 'bench_untracked', statement: 'bench_statement', row: 'bench_row', silent: 'bench_silent', peer: 'bench_peer' };
 
 const SETUP_SQL = `
 DROP SCHEMA IF EXISTS pgfeed_bench CASCADE;
@@ -121,6 +131,23 @@ BEGIN
   END IF;
   RETURN NULL;
 END $$;
+
+-- The peer: the audit trigger teams write by hand. One jsonb row per
+-- inserted row, a statement trigger with a transition table, one index.
+CREATE TABLE pgfeed_bench.audit (
+  id         bigserial   PRIMARY KEY,
+  table_name text        NOT NULL,
+  op         text        NOT NULL,
+  changed_at timestamptz NOT NULL DEFAULT now(),
+  row_data   jsonb
+);
+CREATE FUNCTION pgfeed_bench.audit() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO pgfeed_bench.audit (table_name, op, row_data)
+  SELECT TG_TABLE_NAME, TG_OP, to_jsonb(n) FROM audit_new n;
+  RETURN NULL;
+END $$;
 ` + DESIGNS.map((d) => `
 CREATE TABLE ${TABLE[d]} (
   id      bigserial PRIMARY KEY,
@@ -134,6 +161,8 @@ CREATE TRIGGER capture_row AFTER INSERT OR UPDATE OR DELETE ON ${TABLE.row}
   FOR EACH ROW EXECUTE FUNCTION pgfeed_bench.capture_row('${TABLE.row}', 'project', '');
 CREATE TRIGGER notify_statement AFTER INSERT OR UPDATE OR DELETE ON ${TABLE.row}
   FOR EACH STATEMENT EXECUTE FUNCTION pgfeed_bench.notify_statement();
+CREATE TRIGGER audit AFTER INSERT ON ${TABLE.peer} REFERENCING NEW TABLE AS audit_new
+  FOR EACH STATEMENT EXECUTE FUNCTION pgfeed_bench.audit();
 `;
 
 /**
@@ -306,10 +335,10 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
     // Each segment starts from an empty log, right after a checkpoint, so
     // full-page writes and table size are the same for every design.
     const reset = async () => {
-      await main.query(`TRUNCATE pgfeed.change_log, ${DESIGNS.map((d) => TABLE[d]).join(', ')}`);
+      await main.query(`TRUNCATE pgfeed.change_log, pgfeed_bench.audit, ${DESIGNS.map((d) => TABLE[d]).join(', ')}`);
       await main.query('CHECKPOINT');
     };
-    const ratios = (per: Record<Design, number>[], d: Design) => median(per.map((r) => r[d] / r.untracked));
+    const ratios = (per: Record<Design, number>[], d: Design, over: Design = 'untracked') => median(per.map((r) => r[d] / r[over]));
     const medians = (per: Record<Design, number>[]) =>
       Object.fromEntries(DESIGNS.map((d) => [d, median(per.map((r) => r[d]))])) as Record<Design, number>;
 
@@ -401,6 +430,13 @@ export async function runCapture(opts: CaptureOptions = {}): Promise<CaptureResu
         bulk_ratio: ratios(perBulk, 'silent'),
         concurrent_ratio: ratios(perConcurrent, 'silent'),
       },
+      peer: {
+        single_row_ratio: ratios(perSingle, 'peer'),
+        bulk_ratio: ratios(perBulk, 'peer'),
+        concurrent_ratio: ratios(perConcurrent, 'peer'),
+      },
+      peer_ratio: { single_row: ratios(perSingle, 'silent', 'peer'), bulk: ratios(perBulk, 'silent', 'peer'), concurrent: ratios(perConcurrent, 'silent', 'peer') },
+      peer_ratio_notify: { single_row: ratios(perSingle, 'statement', 'peer'), bulk: ratios(perBulk, 'statement', 'peer'), concurrent: ratios(perConcurrent, 'statement', 'peer') },
       throughput: { single_row: medians(perSingle), bulk: medians(perBulk), concurrent: medians(perConcurrent) },
       server_cpu_us: embedded
         ? (Object.fromEntries(
@@ -432,20 +468,20 @@ export function formatCapture(r: CaptureResult): string {
   const cell = (v: number, ratio: number) => `${n(v).padStart(8)} ${x(ratio).padStart(6)}`;
   const lines = [
     '',
-    `${'workload'.padEnd(34)}${'untracked'.padStart(10)}  ${'statement-level'.padStart(15)}  ${'row-level'.padStart(15)}  ${'no NOTIFY'.padStart(15)}  target`,
+    `${'workload'.padEnd(34)}${'untracked'.padStart(10)}  ${'statement-level'.padStart(15)}  ${'row-level'.padStart(15)}  ${'no NOTIFY'.padStart(15)}  ${'peer'.padStart(15)}  target`,
     ...rows.map(([label, key, ratio, target]) => {
       const t = r.throughput[key];
-      return `${label.padEnd(34)}${n(t.untracked).padStart(10)}  ${cell(t.statement, r[ratio])}  ${cell(t.row, r.row_level[ratio])}  ${cell(t.silent, r.without_notify[ratio])}  >= ${target}x ${r[ratio] >= target ? 'met' : 'MISSED'}`;
+      return `${label.padEnd(34)}${n(t.untracked).padStart(10)}  ${cell(t.statement, r[ratio])}  ${cell(t.row, r.row_level[ratio])}  ${cell(t.silent, r.without_notify[ratio])}  ${cell(t.peer, r.peer[ratio])}  >= ${target}x ${r[ratio] >= target ? 'met' : 'MISSED'}`;
     }),
     ...(r.server_cpu_us
       ? [
           '',
-          `server CPU, microseconds per${' '.repeat(6)}${'untracked'.padStart(10)}  ${'statement-level'.padStart(15)}  ${'row-level'.padStart(15)}  ${'no NOTIFY'.padStart(15)}`,
+          `server CPU, microseconds per${' '.repeat(6)}${'untracked'.padStart(10)}  ${'statement-level'.padStart(15)}  ${'row-level'.padStart(15)}  ${'no NOTIFY'.padStart(15)}  ${'peer'.padStart(15)}`,
           ...rows.map(([label, key]) => {
             const c = r.server_cpu_us![key];
             const unit = key === 'bulk' ? 'row, 10k-row statements' : label.replace(/^single-row tx\/s, /, 'transaction, ');
             const us = (v: number, width = 15) => (v < 100 ? v.toFixed(1) : v.toFixed(0)).padStart(width);
-            return `${unit.padEnd(34)}${us(c.untracked, 10)}  ${us(c.statement)}  ${us(c.row)}  ${us(c.silent)}`;
+            return `${unit.padEnd(34)}${us(c.untracked, 10)}  ${us(c.statement)}  ${us(c.row)}  ${us(c.silent)}  ${us(c.peer)}`;
           }),
         ]
       : []),
@@ -453,6 +489,8 @@ export function formatCapture(r: CaptureResult): string {
     `statement-level: single_row_ratio=${r.single_row_ratio.toFixed(3)} bulk_ratio=${r.bulk_ratio.toFixed(3)} concurrent_ratio=${r.concurrent_ratio.toFixed(3)}`,
     `row-level:       single_row_ratio=${r.row_level.single_row_ratio.toFixed(3)} bulk_ratio=${r.row_level.bulk_ratio.toFixed(3)} concurrent_ratio=${r.row_level.concurrent_ratio.toFixed(3)}`,
     `no NOTIFY:       single_row_ratio=${r.without_notify.single_row_ratio.toFixed(3)} bulk_ratio=${r.without_notify.bulk_ratio.toFixed(3)} concurrent_ratio=${r.without_notify.concurrent_ratio.toFixed(3)}`,
+    `peer:            single_row_ratio=${r.peer.single_row_ratio.toFixed(3)} bulk_ratio=${r.peer.bulk_ratio.toFixed(3)} concurrent_ratio=${r.peer.concurrent_ratio.toFixed(3)}`,
+    `pgfeed/peer:     without NOTIFY (PGFEED_WAKE=poll) single_row=${r.peer_ratio.single_row.toFixed(3)} bulk=${r.peer_ratio.bulk.toFixed(3)} concurrent=${r.peer_ratio.concurrent.toFixed(3)}; with NOTIFY single_row=${r.peer_ratio_notify.single_row.toFixed(3)} bulk=${r.peer_ratio_notify.bulk.toFixed(3)} concurrent=${r.peer_ratio_notify.concurrent.toFixed(3)}`,
     `notifications: ${r.notifications.received} for ${r.notifications.statements} statement-level bulk statements (one each expected)`,
     `server: ${Object.entries(r.server).map(([k, v]) => `${k}=${v}`).join(' ')}; host: ${cpus().length} CPUs, ${Math.round(totalmem() / 2 ** 30)} GiB, load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`,
   ];

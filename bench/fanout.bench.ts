@@ -51,7 +51,7 @@ export async function fanoutRun(
   ctx: BenchContext,
   server: ServerKind,
   streams: number,
-  load: { rate: number; projects: number } = ctx.opts,
+  load: { rate: number; projects: number; env?: Record<string, string>; prepare?: (databaseUrl: string) => Promise<void> } = ctx.opts,
 ): Promise<FanoutRow> {
   const { opts, db } = ctx;
   const projects = Math.min(load.projects, streams);
@@ -64,7 +64,9 @@ export async function fanoutRun(
   let genMons: ProcMonitor[] = [];
   try {
     if (server !== 'raw') database = await db.fresh();
-    srv = await ServerProcess.start(server, { databaseUrl: database?.url });
+    // The database as the daemon's settings want it (the doorbell's notify setting).
+    if (database && load.prepare) await load.prepare(database.url);
+    srv = await ServerProcess.start(server, { databaseUrl: database?.url, env: load.env });
     gen = new LoadGenerator({ host: '127.0.0.1', port: srv.port, totalStreams: streams });
     const specs: ClientSpec[] = Array.from({ length: streams }, (_, i) => {
       const project = names[i % projects];

@@ -168,7 +168,19 @@ export const SETTINGS = {
   maxStreamsPerIp: { env: 'PGFEED_MAX_STREAMS_PER_IP', flag: '--max-streams-per-ip', doc: 'open streams and long-polls one client address may hold (429 too_many_streams); 0: no limit', default: 0, parse: int(0, 1_000_000) },
   requestsPerSecondPerIp: { env: 'PGFEED_REQUESTS_PER_SECOND_PER_IP', flag: '--requests-per-second-per-ip', doc: 'new /v1 requests (each a new stream or poll) one client address may make per second, in bursts of as many (429 rate_limited); 0: no limit', default: 0, parse: int(0, 1_000_000) },
   readUrl: { env: 'PGFEED_READ_URL', flag: '--read-url', doc: 'comma-separated hot standbys of DATABASE_URL for catch-up reads; the primary keeps LISTEN, the tail, cursor lookups and every write, and answers whatever no standby can (docs/ordering.md, "Standbys and failover")', default: Object.freeze([]) as readonly string[], parse: databaseUrls },
+  wake: { env: 'PGFEED_WAKE', flag: '--wake', doc: 'how the daemon learns of commits: notify (writers NOTIFY) or poll (writers never notify, sparing them NOTIFY\'s commit lock; the daemon asks Postgres every PGFEED_WAKE_POLL_MS); PGFEED_NOTIFY follows it, and the reverse', default: 'notify' as const, parse: oneOf('notify', 'poll') },
+  wakePollMs: { env: 'PGFEED_WAKE_POLL_MS', flag: '--wake-poll-ms', doc: 'with PGFEED_WAKE=poll, the interval of the query that finds new commits: the most it adds to an event\'s latency', default: 5, parse: int(1, 60_000) },
 } satisfies Record<string, Setting<unknown>>;
+
+/**
+ * Settings that follow another one given alone, when a command takes both:
+ * writers that never notify need a daemon that polls, and a daemon that
+ * polls wants writers spared the NOTIFY. Given both, they must agree (RULES).
+ */
+const FOLLOWS: readonly { readonly key: SettingKey; readonly from: SettingKey; readonly value: (c: Partial<Record<SettingKey, unknown>>) => unknown }[] = [
+  { key: 'notify', from: 'wake', value: (c) => c.wake === 'notify' },
+  { key: 'wake', from: 'notify', value: (c) => (c.notify ? 'notify' : 'poll') },
+];
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */
 const RULES: readonly { readonly keys: readonly SettingKey[]; readonly check: (c: Partial<Record<SettingKey, unknown>>) => string | null }[] = [
@@ -178,6 +190,14 @@ const RULES: readonly { readonly keys: readonly SettingKey[]; readonly check: (c
     check: (c) => ((c.listenTimeoutMs as number) > (c.listenHeartbeatMs as number)
       ? null
       : `PGFEED_LISTEN_TIMEOUT_MS (${c.listenTimeoutMs}) must be greater than PGFEED_LISTEN_HEARTBEAT_MS (${c.listenHeartbeatMs}), or a healthy LISTEN connection would be replaced between two heartbeats`),
+  },
+  {
+    keys: ['wake', 'notify'],
+    check: (c) => (c.notify === (c.wake === 'notify')
+      ? null
+      : c.notify
+        ? 'PGFEED_WAKE=poll with PGFEED_NOTIFY=true: a polling daemon needs no NOTIFY, and writers that send one still queue behind its commit lock; leave PGFEED_NOTIFY out (it follows PGFEED_WAKE) and run pgfeed migrate --notify false'
+        : 'PGFEED_NOTIFY=false with PGFEED_WAKE=notify: the daemon would wait for notifications no writer sends, and find changes only on the safety poll; leave PGFEED_WAKE out, or set PGFEED_WAKE=poll'),
   },
 ];
 
@@ -269,6 +289,9 @@ export function loadCommandLine<K extends SettingKey, F extends string>(
       const where = parsed.settings.has(key) ? s.flag : s.env;
       throw invalid(`${where} ${(err as Error).message} (got ${JSON.stringify(raw.slice(0, 80))})`);
     }
+  }
+  for (const f of FOLLOWS) {
+    if (keys.includes(f.key as K) && !given.has(f.key as K) && given.has(f.from as K)) out[f.key] = f.value(out);
   }
   for (const rule of RULES) {
     if (!rule.keys.every((k) => (keys as readonly SettingKey[]).includes(k))) continue;

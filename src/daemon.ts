@@ -8,6 +8,7 @@ import { notifyQueueReader, queueCrossings } from './db/notify-queue.js';
 import { checkRowSecurity, ReadScope } from './db/row-security.js';
 import { checkSettings } from './db/settings.js';
 import { Standbys } from './db/standbys.js';
+import { WakePoll } from './db/wake-poll.js';
 import { Catchup } from './feed/catchup.js';
 import { Hub } from './feed/hub.js';
 import { Feed } from './feed/feed.js';
@@ -39,6 +40,8 @@ export class Daemon {
   readonly hub = new Hub();
   readonly tail: Tail;
   readonly listener: Listener;
+  /** With PGFEED_WAKE=poll, the doorbell; the listener then carries revocations (and any NOTIFY still sent). */
+  readonly wakePoll: WakePoll | null;
   readonly health: Health;
   readonly pruner: Pruner;
   /** The hot standbys of PGFEED_READ_URL that catch-up reads may run on; absent without any. */
@@ -68,6 +71,10 @@ export class Daemon {
       log,
       this.metrics,
     );
+    this.wakePoll = config.wake === 'poll'
+      // A probe is due every interval, and then has the LISTEN connection's deadline to be answered.
+      ? new WakePoll(url, { intervalMs: config.wakePollMs, timeoutMs: config.wakePollMs + config.listenTimeoutMs }, () => this.tail.wake(), log, this.metrics)
+      : null;
     this.health = new Health({ listener: this.listener, tail: this.tail }, config.horizonStallMs, this.metrics, log);
     this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));
     this.metrics.readNotifyQueueWith(this.readNotifyQueue);
@@ -90,6 +97,8 @@ export class Daemon {
     await this.tail.start();
     // After the tail: a standby is trusted only against the server the tail reads from.
     await this.standbys?.start();
+    // Not awaited: like the safety poll, it only hastens what the tail reads.
+    this.wakePoll?.start();
     await this.listener.start();
     await this.pruner.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
@@ -146,6 +155,7 @@ export class Daemon {
     const degraded = this.health.conditions(now);
     const stalled = degraded.some((d) => d.reason === 'horizon_stalled');
     const listen = { connected: this.listener.connected, channel: this.config.channel };
+    const wake = { mode: this.config.wake, connected: this.wakePoll ? this.wakePoll.connected : this.listener.connected };
     // Ready while this replica can serve. Without LISTEN the tail still
     // polls (PGFEED_POLL_MS): events come late, not never. A stalled horizon
     // is the whole database's, the same on every replica: turning them all
@@ -163,6 +173,7 @@ export class Daemon {
       standbys: this.standbys?.detail() ?? [],
       streams: this.streams?.sse.size ?? 0,
       long_polls: this.streams?.polls.size ?? 0,
+      wake,
     };
   }
 
@@ -187,6 +198,7 @@ export class Daemon {
     clearInterval(this.queueTimer);
     this.health.close();
     await this.pruner.close();
+    await this.wakePoll?.close();
     await this.tail.close();
     await this.listener.close();
     await this.standbys?.close();

@@ -45,7 +45,7 @@ export const ERROR_CODES = {
   invalid_config: 'A configuration value or command-line argument is invalid; pgfeed <command> --help shows the usage.',
   migration_failed: 'A migration failed; the database is left at the last migration that succeeded.',
   database_too_new: 'The database was migrated by a newer pgfeed. Upgrade pgfeed.',
-  settings_mismatch: 'pgfeed.settings (channel, notify) differ from this daemon\'s configuration. Change them for every replica with pgfeed migrate --channel ... --notify ..., or configure this daemon like the others.',
+  settings_mismatch: 'pgfeed.settings (channel, notify) differ from this daemon\'s configuration (PGFEED_NOTIFY follows PGFEED_WAKE). Change them for every replica with pgfeed migrate --channel ... --notify ..., or configure this daemon like the others.',
   row_security_mismatch: 'PGFEED_ROW_SECURITY does not match what Postgres does for the daemon\'s role: the policies on pgfeed.change_log would either not bind it, or hide every row from it. See docs/database-role.md.',
   database_not_migrated: 'The database lacks migrations this pgfeed needs, and serve was told not to migrate (PGFEED_MIGRATE=false). Run pgfeed migrate as the schema\'s owner.',
 } as const;

@@ -44,6 +44,8 @@ export function createMetrics() {
     catchupReads: new client.Counter({ name: 'pgfeed_catchup_reads_total', help: 'Catch-up queries by the server that answered them: primary, or a standby of PGFEED_READ_URL (host:port/database)', labelNames: ['server'] as const, registers: [registry] }),
     standbyFallbacks: new client.Counter({ name: 'pgfeed_standby_fallbacks_total', help: 'Catch-up reads the primary answered although standbys are configured, by reason (behind, unavailable, failed, untrusted)', labelNames: ['reason'] as const, registers: [registry] }),
     standbyStreaming: new client.Gauge({ name: 'pgfeed_standby_streaming', help: '1 while a standby of PGFEED_READ_URL streams the primary\'s timeline and takes catch-up reads, else 0', labelNames: ['standby'] as const, registers: [registry] }),
+    wakePollChanges: new client.Counter({ name: 'pgfeed_wake_poll_changes_total', help: 'Moves of the WAL insert position the wake poll saw (PGFEED_WAKE=poll), each waking the tail', registers: [registry] }),
+    wakePollConnected: new client.Gauge({ name: 'pgfeed_wake_poll_connected', help: '1 while the wake poll\'s connection is up (PGFEED_WAKE=poll), else 0', registers: [registry] }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;

@@ -192,3 +192,19 @@ t.test('retention: a duration in one unit or off; a row count or off; unset is n
   }
   t.throws(() => c({ PGFEED_RETENTION_ROWS: '0' }), { code: 'invalid_config' });
 });
+
+t.test('loadConfig: PGFEED_WAKE and PGFEED_NOTIFY follow each other, and refuse to disagree', async (t) => {
+  const pick = (env: Record<string, string>) => {
+    const c = loadConfig([], env).config;
+    return { wake: c.wake, notify: c.notify };
+  };
+  t.same(pick({}), { wake: 'notify', notify: true }, 'by default writers notify and the daemon listens');
+  t.same(pick({ PGFEED_WAKE: 'poll' }), { wake: 'poll', notify: false }, 'a polling daemon wants writers that do not notify');
+  t.same(pick({ PGFEED_NOTIFY: 'false' }), { wake: 'poll', notify: false }, 'writers that do not notify need a polling daemon');
+  t.same(pick({ PGFEED_WAKE: 'poll', PGFEED_NOTIFY: 'false' }), { wake: 'poll', notify: false });
+  t.same(pick({ PGFEED_WAKE: 'notify', PGFEED_NOTIFY: 'true' }), { wake: 'notify', notify: true });
+  t.throws(() => loadConfig([], { PGFEED_WAKE: 'poll', PGFEED_NOTIFY: 'true' }), { code: 'invalid_config', message: /^PGFEED_WAKE=poll with PGFEED_NOTIFY=true: .*pgfeed migrate --notify false/ });
+  t.throws(() => loadConfig(['--wake', 'notify'], { PGFEED_NOTIFY: 'false' }), { code: 'invalid_config', message: /^PGFEED_NOTIFY=false with PGFEED_WAKE=notify: .*PGFEED_WAKE=poll/ });
+  t.throws(() => loadConfig([], { PGFEED_WAKE: 'listen' }), { code: 'invalid_config', message: /PGFEED_WAKE must be one of notify, poll/ });
+  t.same(loadConfig([], { PGFEED_WAKE: 'poll' }, MIGRATE_SETTINGS).config.notify, true, 'migrate does not take PGFEED_WAKE: it writes only the notify given');
+});

@@ -3,7 +3,7 @@
 
 import { parseArgs } from 'node:util';
 
-export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume', 'fleet'] as const;
+export const SCENARIOS = ['fanout', 'idle', 'catchup', 'storm', 'capture', 'resume', 'fleet', 'doorbell'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -29,7 +29,7 @@ export interface BenchOptions {
   fleet: { replicas: number[]; streams: number[]; rate: number };
 }
 
-const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,fleet]
+const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,fleet,doorbell]
        [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS] [--replicas 1,2,4,8]`;
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {

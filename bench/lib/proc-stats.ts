@@ -59,3 +59,12 @@ export class ProcMonitor {
     clearInterval(this.timer);
   }
 }
+
+/**
+ * CPU time a process has run, in ms, from /proc/<pid>/schedstat: the
+ * scheduler's nanosecond count, for a mostly idle process whose few ms a
+ * second the 10 ms ticks of /proc/<pid>/stat would round away.
+ */
+export function runMs(pid: number): number {
+  return Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e6;
+}

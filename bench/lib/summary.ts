@@ -38,6 +38,7 @@ export interface Summary {
   capture: { single_row_ratio: number; bulk_ratio: number; concurrent_ratio: number; [extra: string]: unknown };
   resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
   fleet: FleetSummary;
+  doorbell: { mode: string; concurrent_ratio: number; p99_ms: number; streams: number; rate: number; idle_pg_cpu_percent: number; [extra: string]: unknown };
 }
 
 export interface FleetSummary {
@@ -87,6 +88,7 @@ export function emptySummary(): Summary {
       replicas: 0, streams: 0, rate: 0, queries_per_change_per_replica: 0, queries_per_change_fixed: 0, streams_effect_ratio: 0,
       connections_per_replica: 0, replica_rss_mb: 0, replica_cpu_percent: 0, lost: 0, duplicated: 0, misordered: 0,
     },
+    doorbell: { mode: '', concurrent_ratio: 0, p99_ms: 0, streams: 0, rate: 0, idle_pg_cpu_percent: 0 },
   };
 }
 

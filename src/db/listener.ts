@@ -1,8 +1,8 @@
-import net from 'node:net';
 import pgListen, { type Subscriber } from 'pg-listen';
 import { backoffDelay, type Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { watchedSocket } from './watched-socket.js';
 
 /** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s (see backoff.ts). */
 const LISTEN_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
@@ -28,28 +28,6 @@ export interface ListenHooks {
   wake(): void;
   /** The connection went up or down (`connected`, `downSince`). */
   changed(): void;
-}
-
-/**
- * The socket of each LISTEN connection. A peer that vanished without a FIN
- * (a pulled cable, a dead NAT entry, a frozen server) leaves the socket open
- * and every query on it unanswered forever: pg-listen's own check
- * (`paranoidChecking`, its heartbeat query) has no deadline. So the socket
- * is closed when nothing has moved on it for `timeoutMs`, counting the
- * heartbeat's write: then the client errors, and pg-listen reconnects.
- * Over TLS the socket's idle timer still sees the traffic (node:tls
- * refreshes its parent's). TCP keepalives start after one heartbeat interval
- * of idleness, for the kernel to notice a dead peer too.
- */
-function watchedSocket(settings: ListenSettings, log: Logger): () => net.Socket {
-  return () => {
-    const socket = new net.Socket();
-    socket.setTimeout(settings.timeoutMs, () => {
-      log.warn({ timeoutMs: settings.timeoutMs }, 'LISTEN connection silent; replacing it');
-      socket.destroy(new Error(`the LISTEN connection was silent for ${settings.timeoutMs} ms (PGFEED_LISTEN_TIMEOUT_MS)`));
-    });
-    return socket;
-  };
 }
 
 /**
@@ -104,8 +82,9 @@ export class Listener {
         {
           connectionString: this.url,
           application_name: 'pgfeed:listen',
-          stream: watchedSocket(this.settings, this.log),
-          // pg-listen turns keepAlive on; without a delay the kernel's default (2 h) applies.
+          stream: watchedSocket(this.settings.timeoutMs, 'LISTEN connection', 'PGFEED_LISTEN_TIMEOUT_MS', this.log),
+          // pg-listen turns keepAlive on, for the kernel to notice a dead peer too;
+          // without a delay its default (2 h) would apply.
           keepAliveInitialDelayMillis: this.settings.heartbeatMs,
         },
         {

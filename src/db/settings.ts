@@ -25,7 +25,7 @@ export async function readSettings(db: Queryable): Promise<ClusterSettings> {
   return rows[0];
 }
 
-/** Refuses a daemon configured otherwise than the database: it would miss every NOTIFY, or claim a mode the writers are not in. */
+/** Refuses a daemon configured otherwise than the database: it would miss every NOTIFY, or poll while the writers still pay for one. */
 export async function checkSettings(db: Queryable, want: ClusterSettings): Promise<void> {
   const have = await readSettings(db);
   if (have.channel === want.channel && have.notify === want.notify) return;
@@ -33,6 +33,7 @@ export async function checkSettings(db: Queryable, want: ClusterSettings): Promi
     'settings_mismatch',
     `pgfeed.settings has channel ${have.channel} and notify ${have.notify}, but this daemon is configured with channel ${want.channel} and notify ${want.notify}; ` +
       `to change them for every replica run pgfeed migrate --channel ${want.channel} --notify ${want.notify}, ` +
-      `or start this daemon with --channel ${have.channel} --notify ${have.notify} (PGFEED_CHANNEL, PGFEED_NOTIFY)`,
+      // The notify a daemon wants follows its wake mode: name the mode.
+      `or start this daemon with --channel ${have.channel} --wake ${have.notify ? 'notify' : 'poll'} (PGFEED_CHANNEL, PGFEED_WAKE; PGFEED_NOTIFY follows it)`,
   );
 }

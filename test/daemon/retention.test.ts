@@ -121,11 +121,12 @@ t.test('a page whose read runs after the rows after its cursor were pruned says 
 
 t.test('retention that overtakes the tail resets the live streams of projects that lost events, and only those', async (t) => {
   await db.pool.query('UPDATE pgfeed.retention SET max_rows = NULL');
-  // Without NOTIFY and with a slow safety poll the tail reads only when woken
-  // (here: by its listener reconnecting), so rows can be pruned before it reads them.
+  // Without NOTIFY, with a wake poll and a safety poll of a minute each, the
+  // tail reads only when woken (here: by its listener reconnecting), so rows
+  // can be pruned before it reads them.
   await db.pool.query('UPDATE pgfeed.settings SET notify = false');
   t.teardown(() => db.pool.query('UPDATE pgfeed.settings SET notify = true'));
-  const daemon = await startDaemon(t, db.url, { PGFEED_NOTIFY: 'false', PGFEED_POLL_MS: '60000' });
+  const daemon = await startDaemon(t, db.url, { PGFEED_WAKE: 'poll', PGFEED_WAKE_POLL_MS: '60000', PGFEED_POLL_MS: '60000' });
   const wakeTail = () => db.pool.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'pgfeed:listen' AND datname = current_database()`);
   const lost = await connectSse(`${daemon.base}/v1/events?project=gap&after=now`);
   const spared = await connectSse(`${daemon.base}/v1/events?project=spared&after=now`);
