@@ -41,6 +41,13 @@ export function createMetrics() {
       },
     }),
     degraded: new client.Gauge({ name: 'pgfeed_degraded', help: '1 while delivery is degraded for this reason (listen_down, horizon_stalled), as pgfeed.degraded reports it, else 0', labelNames: ['reason'] as const, registers: [registry] }),
+    deliverySteps: new client.Histogram({
+      name: 'pgfeed_delivery_step_seconds',
+      help: 'Time of each step from a write to the sockets, once per tail read that delivered rows: notify, wait, read, encode, hub, write, and total (docs/http.md)',
+      labelNames: ['step'] as const,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;

@@ -25,10 +25,15 @@ export interface BenchOptions {
   catchupBehind: number;
   /** fanout's saturation run: an offered load above what naive sustains. */
   saturation: { streams: number; projects: number; rate: number };
+  /** fanout: the servers run, in this order at each stream count (pgfeed only when it is built). */
+  servers: Array<'pgfeed' | 'raw' | 'naive'>;
 }
 
+const SERVERS = ['pgfeed', 'raw', 'naive'] as const;
+
 const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume]
-       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS]`;
+       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS]
+       [--servers pgfeed,raw,naive]`;
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {
   const { values } = parseArgs({
@@ -40,6 +45,7 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       rate: { type: 'string' },
       duration: { type: 'string' },
       scenario: { type: 'string' },
+      servers: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -68,6 +74,10 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       return s as ScenarioName;
     });
   }
+  const servers = (values.servers ?? SERVERS.join(',')).split(',').map((s) => {
+    if (!(SERVERS as readonly string[]).includes(s)) throw new Error(`unknown --servers "${s}": use ${SERVERS.join(', ')}`);
+    return s as (typeof SERVERS)[number];
+  });
   return {
     full,
     streams,
@@ -83,5 +93,6 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
     catchupBehind: full ? 10_000 : 2000,
     // 100 streams per project: each event is 100 deliveries.
     saturation: { streams: 1000, projects: 10, rate: full ? 2000 : 1000 },
+    servers,
   };
 }
