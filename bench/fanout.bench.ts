@@ -55,7 +55,7 @@ export interface StepFigures {
 }
 
 const STEP_METRIC = 'pgfeed_delivery_step_seconds';
-const STEP_ORDER = ['notify', 'wait', 'read', 'encode', 'hub', 'write', 'total'];
+const STEP_ORDER = ['notify', 'wait', 'read', 'encode', 'hub', 'write', 'total', 'oldest'];
 
 /** The step timings observed between two scrapes of pgfeed's /metrics. */
 function stepFigures(before: string, after: string): Record<string, StepFigures> {

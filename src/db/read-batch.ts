@@ -113,10 +113,14 @@ export async function readBatch(
   const horizon = Number(rows[0].horizon);
   const out: ChangeRow[] = [];
   let sorted = true;
-  let written: number | null = null;
+  let written: { oldest: number; newest: number } | null = null;
   for (const r of rows) {
     if (r.seq === null) break;
-    if (r.written != null && (written === null || r.written > written)) written = r.written;
+    if (r.written != null) {
+      if (written === null) written = { oldest: r.written, newest: r.written };
+      else if (r.written > written.newest) written.newest = r.written;
+      else if (r.written < written.oldest) written.oldest = r.written;
+    }
     const row: ChangeRow = { seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at };
     const prev = out[out.length - 1];
     if (prev && comparePositions(row, prev) < 0) sorted = false;

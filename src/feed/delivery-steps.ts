@@ -5,8 +5,8 @@ import type { Metrics } from '../metrics.js';
  * milliseconds. Taken once per read, never per event or per subscriber.
  */
 export interface ReadTimes {
-  /** created_at of the read's newest row: its transaction's start. */
-  readonly written: number | null;
+  /** created_at of the read's oldest and newest rows: their transactions' start. */
+  readonly written: { readonly oldest: number; readonly newest: number } | null;
   /** When the doorbell this read answers rang (null: a poll or a repeat read). */
   readonly bell: number | null;
   readonly sent: number;
@@ -24,12 +24,15 @@ export function observeRead(metrics: Metrics, t: ReadTimes): void {
   const s = (from: number, to: number) => Math.max(0, to - from) / 1000;
   if (t.bell !== null) {
     // A row written after the bell rang belongs to a later doorbell: only an older one measures this one.
-    if (t.written !== null && t.written <= t.bell) step.observe({ step: 'notify' }, s(t.written, t.bell));
+    if (t.written !== null && t.written.newest <= t.bell) step.observe({ step: 'notify' }, s(t.written.newest, t.bell));
     step.observe({ step: 'wait' }, s(t.bell, t.sent));
   }
   step.observe({ step: 'read' }, s(t.sent, t.received));
   step.observe({ step: 'encode' }, s(t.received, t.encoded));
   step.observe({ step: 'hub' }, s(t.encoded, t.routed));
   step.observe({ step: 'write' }, s(t.routed, t.done));
-  if (t.written !== null) step.observe({ step: 'total' }, s(t.written, t.done));
+  if (t.written === null) return;
+  step.observe({ step: 'total' }, s(t.written.newest, t.done));
+  // The read's oldest row: it waited for an older transaction to commit (the horizon), or for the read before.
+  step.observe({ step: 'oldest' }, s(t.written.oldest, t.done));
 }
