@@ -85,6 +85,32 @@ interface RawRow {
   written?: number | null;
 }
 
+/** SQLSTATEs of a prepared statement that is missing on, or already on, the server connection: a transaction-pooling PgBouncer before 1.21 moves statements between server connections. */
+const STATEMENT_MOVED = new Set(['26000', '42P05']);
+
+/** Whether the shared tail's read still runs prepared: false for good once a pooler has shown it cannot keep prepared statements. */
+let prepareTail = true;
+
+/**
+ * The shared tail's read runs prepared, on every connection it lands on: it
+ * is on the path of every live event, and parsing and planning it took a
+ * third of its round trip. Its plan does not depend on its parameters.
+ * Filtered reads are planned each time: whether the project index or the
+ * global one serves depends on the project. Behind a pooler that loses
+ * prepared statements it is planned each time too, from the first failure.
+ */
+async function tailQuery(db: Queryable, sql: string, params: unknown[]): Promise<RawRow[]> {
+  if (prepareTail) {
+    try {
+      return (await db.query<RawRow>({ name: 'pgfeed_tail_read', text: sql, values: params })).rows;
+    } catch (err) {
+      if (!STATEMENT_MOVED.has((err as { code?: string }).code ?? '')) throw err;
+      prepareTail = false;
+    }
+  }
+  return (await db.query<RawRow>(sql, params)).rows;
+}
+
 /**
  * Reads up to `limit` rows after `after`, in (xid, seq) order, and only rows
  * below the horizon: those are final, so no later reader can see a row appear
@@ -104,12 +130,7 @@ export async function readBatch(
     if (types.exact.length) params.push(types.exact);
     if (types.prefixes.length) params.push(types.prefixes);
   }
-  // The shared tail's read runs prepared, on every connection it lands on:
-  // it is on the path of every live event, and parsing and planning it took
-  // a third of its round trip. Its plan does not depend on its parameters.
-  // Filtered reads are planned each time: whether the project index or the
-  // global one serves depends on the project.
-  const { rows } = await db.query<RawRow>(filter ? { text: sql, values: params } : { name: 'pgfeed_tail_read', text: sql, values: params });
+  const rows = filter ? (await db.query<RawRow>(sql, params)).rows : await tailQuery(db, sql, params);
   const horizon = Number(rows[0].horizon);
   const out: ChangeRow[] = [];
   let sorted = true;
