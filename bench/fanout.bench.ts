@@ -7,12 +7,12 @@
 import type { BenchDatabase } from './lib/bench-db.js';
 import type { ClientSpec } from './lib/load-client.js';
 import { LoadGenerator } from './lib/load-generator.js';
-import { metricByLabel, scrapeMetric, scrapeText, sumMetric } from './lib/metrics-scrape.js';
+import { histogramDelta, histogramQuantile, histogramsByLabel, metricByLabel, scrapeMetric, scrapeText, sumMetric } from './lib/metrics-scrape.js';
 import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
-import { round, type FanoutSummary } from './lib/summary.js';
-import { sleep } from '../test/helpers/wait.js';
+import { round, type FanoutSummary, type LatencyEntry, type SaturationSummary } from './lib/summary.js';
+import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
 import { expectedOrder, Writers } from './lib/writers.js';
 
 export interface FanoutRow {
@@ -42,6 +42,38 @@ export interface FanoutRow {
   server_exited?: string;
   subscribers_when_writing_stopped?: Record<string, number>;
   tail_lag_s_when_writing_stopped?: number;
+  /** pgfeed: its own per-read step timings over the measured window (pgfeed_delivery_step_seconds). */
+  steps?: Record<string, StepFigures>;
+}
+
+/** One step of pgfeed_delivery_step_seconds: reads observed, and their mean and quantiles in ms. */
+export interface StepFigures {
+  reads: number;
+  mean_ms: number;
+  p50_ms: number;
+  p99_ms: number;
+}
+
+const STEP_METRIC = 'pgfeed_delivery_step_seconds';
+const STEP_ORDER = ['notify', 'wait', 'read', 'encode', 'hub', 'write', 'total', 'oldest'];
+
+/** The step timings observed between two scrapes of pgfeed's /metrics. */
+function stepFigures(before: string, after: string): Record<string, StepFigures> {
+  const b = histogramsByLabel(before, STEP_METRIC, 'step');
+  const a = histogramsByLabel(after, STEP_METRIC, 'step');
+  const out: Record<string, StepFigures> = {};
+  for (const step of STEP_ORDER) {
+    const h = a.get(step);
+    if (!h) continue;
+    const d = histogramDelta(h, b.get(step));
+    out[step] = {
+      reads: d.count,
+      mean_ms: round((d.sum / Math.max(1, d.count)) * 1000, 3),
+      p50_ms: round(histogramQuantile(d, 0.5) * 1000, 3),
+      p99_ms: round(histogramQuantile(d, 0.99) * 1000, 3),
+    };
+  }
+  return out;
 }
 
 const projectNames = (p: number) => Array.from({ length: p }, (_, i) => `p${i}`);
@@ -80,6 +112,7 @@ export async function fanoutRun(
     // than the server, was the limit.
     genMons = gen.pids.map((pid) => new ProcMonitor(pid));
     const q0 = await scrapeMetric(srv.url, srv.queryMetric);
+    const stepsBefore = server === 'pgfeed' ? await scrapeText(srv.url) : '';
     const t0 = Date.now();
     let committed: number;
     let expected: Record<string, number[]>;
@@ -108,6 +141,7 @@ export async function fanoutRun(
     const { drained, expected: expectedDeliveries } = await gen.drain(expected, { timeoutMs: Math.max(10_000, opts.duration * 2000), stallMs: 3000 });
     const st = await gen.stats();
     const q1 = await scrapeMetric(srv.url, srv.queryMetric);
+    const steps = server === 'pgfeed' ? stepFigures(stepsBefore, await scrapeText(srv.url)) : undefined;
     const proc = mon.result();
     const genCpu = genMons.reduce((a, m) => a + m.result().cpuPercent, 0);
     const check = await gen.check(expected);
@@ -139,6 +173,7 @@ export async function fanoutRun(
       drained,
       ...(crashed ? { server_exited: crashed } : {}),
       ...(states ? { subscribers_when_writing_stopped: states, tail_lag_s_when_writing_stopped: round(tailLag ?? 0, 3) } : {}),
+      ...(steps ? { steps } : {}),
     };
   } finally {
     mon?.close();
@@ -151,14 +186,13 @@ export async function fanoutRun(
 }
 
 function servers(ctx: BenchContext, streams: number): ServerKind[] {
-  const out: ServerKind[] = [];
-  if (ctx.pgfeed) out.push('pgfeed');
-  out.push('raw');
-  if (streams <= ctx.opts.naiveMaxStreams) out.push('naive');
-  return out;
+  const { servers, naiveMaxStreams } = ctx.opts;
+  return servers.filter((k) => (k === 'pgfeed' ? ctx.pgfeed : k === 'naive' ? streams <= naiveMaxStreams : true));
 }
 
 export interface FanoutResult extends FanoutSummary {
+  /** The saturation runs' deliveries/s: every server at the same stream count and offered rate. */
+  saturation: SaturationSummary | null;
   series: FanoutRow[];
   /** The saturation runs: the most each server delivered under an offered load above what naive sustains. */
   max: FanoutRow[];
@@ -166,7 +200,7 @@ export interface FanoutResult extends FanoutSummary {
 
 export const fanout: Scenario<FanoutResult> = {
   name: 'fanout',
-  steps: (o) => o.streams.length * 3 + 3,
+  steps: (o) => (o.streams.length + 1) * o.servers.length,
   async run(ctx) {
     const rows: FanoutRow[] = [];
     for (const n of ctx.opts.streams) {
@@ -190,7 +224,7 @@ export const fanout: Scenario<FanoutResult> = {
     const pick = (k: ServerKind, max = top) =>
       rows.filter((r) => r.server === k && r.streams <= max).sort((a, b) => b.streams - a.streams)[0];
     const main = pick(ctx.pgfeed ? 'pgfeed' : 'raw')!;
-    const raw = pick('raw')!;
+    const raw = pick('raw');
     const naive = pick('naive');
     const pgfeedRow = ctx.pgfeed ? main : undefined;
     return {
@@ -208,12 +242,13 @@ export const fanout: Scenario<FanoutResult> = {
       misordered: pgfeedRow?.misordered ?? 0,
       daemon_cpu_percent: pgfeedRow?.cpu_percent ?? 0,
       pgfeed_measured: ctx.pgfeed,
-      raw: { deliveries_per_s: raw.deliveries_per_s, p99_ms: raw.p99_ms, streams: raw.streams },
+      raw: raw ? { deliveries_per_s: raw.deliveries_per_s, p99_ms: raw.p99_ms, streams: raw.streams } : { deliveries_per_s: 0, p99_ms: 0 },
       naive: naive
         ? { deliveries_per_s: naive.deliveries_per_s, p99_ms: naive.p99_ms, db_queries_per_change: naive.db_queries_per_change, streams: naive.streams, lost: naive.lost, misordered: naive.misordered }
         : { deliveries_per_s: 0, p99_ms: 0, db_queries_per_change: 0 },
       ratios: ratios(rows),
       max_ratios: ratios(max)[0] ?? null,
+      saturation: saturation(max),
       series: rows,
       max,
     };
@@ -234,6 +269,10 @@ export const fanout: Scenario<FanoutResult> = {
         const st = Object.entries(row.subscribers_when_writing_stopped).map(([k, v]) => `${k} ${v}`).join(', ');
         out.push(['', `when writing stopped: subscribers ${st}; tail lag ${row.tail_lag_s_when_writing_stopped ?? 0} s`]);
       }
+      if (row.steps && Object.keys(row.steps).length) {
+        const st = Object.entries(row.steps).map(([k, v]) => `${k} ${v.p50_ms}/${v.p99_ms}`).join(', ');
+        out.push(['', `steps per read, p50/p99 ms: ${st}`]);
+      }
     }
     for (const x of r.ratios as Ratio[]) {
       out.push([`ratios @ ${x.streams} streams`, x.text]);
@@ -241,6 +280,9 @@ export const fanout: Scenario<FanoutResult> = {
     const m = r.max_ratios as Ratio | null;
     if (m) out.push([`ratios at saturation`, m.text]);
     return out.map(([a, b]) => [a, b] as [string, string]);
+  },
+  topLevel(r) {
+    return { latency: latency(r.series) };
   },
   charts(r) {
     const kinds = [...new Set(r.series.map((x) => x.server))];
@@ -295,3 +337,29 @@ function ratios(rows: FanoutRow[]): Ratio[] {
 }
 
 if (isMain(import.meta.url)) await runBench([fanout], process.argv.slice(2), 'fanout');
+
+/** pgfeed and raw at each stream count both ran at: the latency figures of summary.json. */
+function latency(rows: FanoutRow[]): LatencyEntry[] {
+  const out: LatencyEntry[] = [];
+  for (const p of rows.filter((r) => r.server === 'pgfeed')) {
+    const raw = rows.find((r) => r.server === 'raw' && r.streams === p.streams && r.rate === p.rate);
+    if (!raw) continue;
+    out.push({ streams: p.streams, rate: p.rate, pgfeed_p50_ms: p.p50_ms, pgfeed_p99_ms: p.p99_ms, raw_p50_ms: raw.p50_ms, raw_p99_ms: raw.p99_ms });
+  }
+  return out;
+}
+
+/** The saturation runs, compared at their one stream count and rate (null unless all three servers ran). */
+function saturation(max: FanoutRow[]): SaturationSummary | null {
+  const get = (k: ServerKind) => max.find((r) => r.server === k);
+  const [p, raw, naive] = [get('pgfeed'), get('raw'), get('naive')];
+  if (!p || !raw || !naive) return null;
+  return {
+    streams: p.streams,
+    rate: p.rate,
+    pgfeed_deliveries_per_s: p.deliveries_per_s,
+    raw_deliveries_per_s: raw.deliveries_per_s,
+    naive_deliveries_per_s: naive.deliveries_per_s,
+    pgfeed_over_naive_deliveries: round(p.deliveries_per_s / Math.max(1, naive.deliveries_per_s)),
+  };
+}

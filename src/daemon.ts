@@ -67,7 +67,7 @@ export class Daemon {
     this.listener = new Listener(
       url,
       { channel: config.channel, heartbeatMs: config.listenHeartbeatMs, timeoutMs: config.listenTimeoutMs },
-      { wake: () => this.tail.wake(), changed: () => this.health.update() },
+      { wake: (bell) => this.tail.wake(bell), changed: () => this.health.update() },
       log,
       this.metrics,
     );

@@ -92,4 +92,6 @@ export interface Batch {
    * the project's first retained event (filtered reads only), or null.
    */
   readonly reset: { readonly earliest: number | null } | null;
+  /** The oldest and newest created_at of the rows, epoch ms to the microsecond: unfiltered reads only (null: no rows, or a filtered read). */
+  readonly written?: { readonly oldest: number; readonly newest: number } | null;
 }

@@ -46,6 +46,13 @@ export function createMetrics() {
     standbyStreaming: new client.Gauge({ name: 'pgfeed_standby_streaming', help: '1 while a standby of PGFEED_READ_URL streams the primary\'s timeline and takes catch-up reads, else 0', labelNames: ['standby'] as const, registers: [registry] }),
     wakePollChanges: new client.Counter({ name: 'pgfeed_wake_poll_changes_total', help: 'Moves of the WAL insert position the wake poll saw (PGFEED_WAKE=poll), each waking the tail', registers: [registry] }),
     wakePollConnected: new client.Gauge({ name: 'pgfeed_wake_poll_connected', help: '1 while the wake poll\'s connection is up (PGFEED_WAKE=poll), else 0', registers: [registry] }),
+    deliverySteps: new client.Histogram({
+      name: 'pgfeed_delivery_step_seconds',
+      help: 'Time of each step from a write to the sockets, once per tail read that delivered rows: notify, wait, read, encode, hub, write, and total (docs/http.md)',
+      labelNames: ['step'] as const,
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.00075, 0.001, 0.0015, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers: [registry],
+    }),
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;

@@ -27,10 +27,15 @@ export interface BenchOptions {
   saturation: { streams: number; projects: number; rate: number };
   /** fleet: replica counts, the totals of streams shared out among the replicas, and the writers' rate. */
   fleet: { replicas: number[]; streams: number[]; rate: number };
+  /** fanout: the servers run, in this order at each stream count (pgfeed only when it is built). */
+  servers: Array<'pgfeed' | 'raw' | 'naive'>;
 }
 
+const SERVERS = ['pgfeed', 'raw', 'naive'] as const;
+
 const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,fleet,doorbell]
-       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS] [--replicas 1,2,4,8]`;
+       [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS] [--replicas 1,2,4,8]
+       [--servers pgfeed,raw,naive]`;
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {
   const { values } = parseArgs({
@@ -43,6 +48,7 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       duration: { type: 'string' },
       scenario: { type: 'string' },
       replicas: { type: 'string' },
+      servers: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -71,6 +77,10 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       return s as ScenarioName;
     });
   }
+  const servers = (values.servers ?? SERVERS.join(',')).split(',').map((s) => {
+    if (!(SERVERS as readonly string[]).includes(s)) throw new Error(`unknown --servers "${s}": use ${SERVERS.join(', ')}`);
+    return s as (typeof SERVERS)[number];
+  });
   return {
     full,
     streams,
@@ -94,5 +104,6 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       // the figure per replica is then the most a change costs.
       rate: values.rate ? num('rate', values.rate, 0) : 50,
     },
+    servers,
   };
 }

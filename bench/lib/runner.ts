@@ -32,6 +32,8 @@ export interface Scenario<R extends object = object> {
   /** Rows of the results table. */
   table(r: R): Array<[string, string]>;
   charts?(r: R): { charts: Chart[]; caption: string };
+  /** summary.json keys of its own beyond the scenario's section (fanout's `latency`). */
+  topLevel?(r: R): Partial<Summary>;
 }
 
 function newestMtime(dir: string): number {
@@ -113,6 +115,7 @@ export async function runBench(scenarios: Scenario<any>[], argv = process.argv.s
         continue;
       }
       (summary as unknown as Record<string, unknown>)[s.name] = r;
+      if (s.topLevel) Object.assign(summary, s.topLevel(r));
       for (const [k, v] of s.table(r)) table.push([s.name, k, v]);
       if (s.charts) {
         const c = s.charts(r);

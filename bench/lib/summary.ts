@@ -27,6 +27,26 @@ export interface FanoutSummary {
   [extra: string]: unknown;
 }
 
+/** fanout's saturation run: the three servers at one stream count and offered rate. */
+export interface SaturationSummary {
+  streams: number;
+  rate: number;
+  pgfeed_deliveries_per_s: number;
+  raw_deliveries_per_s: number;
+  naive_deliveries_per_s: number;
+  pgfeed_over_naive_deliveries: number;
+}
+
+/** Commit→client latency of pgfeed and raw at one stream count, measured side by side. */
+export interface LatencyEntry {
+  streams: number;
+  rate: number;
+  pgfeed_p50_ms: number;
+  pgfeed_p99_ms: number;
+  raw_p50_ms: number;
+  raw_p99_ms: number;
+}
+
 export interface Summary {
   machine: string;
   when: string;
@@ -39,6 +59,8 @@ export interface Summary {
   resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
   fleet: FleetSummary;
   doorbell: { mode: string; concurrent_ratio: number; p99_ms: number; streams: number; rate: number; idle_pg_cpu_percent: number; [extra: string]: unknown };
+  /** Written by fanout: one entry per stream count it ran pgfeed and raw at. */
+  latency?: LatencyEntry[];
 }
 
 export interface FleetSummary {

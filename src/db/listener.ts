@@ -3,6 +3,7 @@ import { backoffDelay, type Backoff } from '../backoff.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import { watchedSocket } from './watched-socket.js';
+import { wallClockMs } from '../wall-clock.js';
 
 /** Up to 500 ms, 1 s, 2 s, 4 s, 8 s, then 10 s (see backoff.ts). */
 const LISTEN_RETRY: Backoff = { baseMs: 500, capMs: 10_000 };
@@ -24,8 +25,11 @@ export interface ListenSettings {
 
 /** What the listener tells the daemon. */
 export interface ListenHooks {
-  /** Read the table: a notification came, or the connection is back after notifications may have been lost. */
-  wake(): void;
+  /**
+   * Read the table: a notification came (`bell`: when, wallClockMs), or the
+   * connection is back after notifications may have been lost (no bell).
+   */
+  wake(bell?: number): void;
   /** The connection went up or down (`connected`, `downSince`). */
   changed(): void;
 }
@@ -102,7 +106,7 @@ export class Listener {
         const other = this.channels.get(n.channel);
         if (other) return other.notified(String(n.payload ?? ''));
         this.metrics.wakeups.inc();
-        this.hooks.wake();
+        this.hooks.wake(wallClockMs());
       });
       sub.events.on('connected', () => this.setConnected(true));
       sub.events.on('reconnect', (n: number) => {

@@ -40,6 +40,8 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   // The unfiltered read (the shared tail) also asks whether committed rows
   // wait above the horizon: then it must poll, as their release may never NOTIFY.
   const held = byProject ? 'false' : 'EXISTS (SELECT 1 FROM pgfeed.change_log w WHERE w.xid >= h.xmin)';
+  // The tail times each read from its newest row's write (delivery-steps.ts): created_at to the microsecond, as epoch ms.
+  const written = byProject ? '' : ', extract(epoch FROM c.created_at)::float8 * 1000 AS written';
   // Which server, run and timeline answered: see server-identity.ts.
   // The pruned mark, read in the same snapshot as the rows: a read that sees
   // rows after its position deleted also sees the mark that says so. A
@@ -52,7 +54,7 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
     : 'SELECT r.pruned_xid AS xid, r.pruned_seq AS seq, NULL::bigint AS earliest FROM pgfeed.retention r';
   sql = `SELECT h.xmin::text AS horizon, ${held} AS held, ${IDENTITY_COLUMNS}, m.xid::text AS pruned_xid, m.seq::text AS pruned_seq, m.earliest::text AS earliest,
       c.seq::text AS seq, c.xid::text AS xid, c.project, c.type, c.op, c.tbl,
-      c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+      c.data::text AS data, to_char(c.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at${written}
     FROM (SELECT pg_snapshot_xmin(pg_current_snapshot()) AS xmin) h
     LEFT JOIN LATERAL (${mark}) m ON true
     LEFT JOIN LATERAL (
@@ -82,6 +84,33 @@ interface RawRow {
   tbl: string | null;
   data: string | null;
   at: string;
+  written?: number | null;
+}
+
+/** SQLSTATEs of a prepared statement that is missing on, or already on, the server connection: a transaction-pooling PgBouncer before 1.21 moves statements between server connections. */
+const STATEMENT_MOVED = new Set(['26000', '42P05']);
+
+/** Whether the shared tail's read still runs prepared: false for good once a pooler has shown it cannot keep prepared statements. */
+let prepareTail = true;
+
+/**
+ * The shared tail's read runs prepared, on every connection it lands on: it
+ * is on the path of every live event, and parsing and planning it took a
+ * third of its round trip. Its plan does not depend on its parameters.
+ * Filtered reads are planned each time: whether the project index or the
+ * global one serves depends on the project. Behind a pooler that loses
+ * prepared statements it is planned each time too, from the first failure.
+ */
+async function tailQuery(db: Queryable, sql: string, params: unknown[]): Promise<RawRow[]> {
+  if (prepareTail) {
+    try {
+      return (await db.query<RawRow>({ name: 'pgfeed_tail_read', text: sql, values: params })).rows;
+    } catch (err) {
+      if (!STATEMENT_MOVED.has((err as { code?: string }).code ?? '')) throw err;
+      prepareTail = false;
+    }
+  }
+  return (await db.query<RawRow>(sql, params)).rows;
 }
 
 /**
@@ -103,12 +132,18 @@ export async function readBatch(
     if (types.exact.length) params.push(types.exact);
     if (types.prefixes.length) params.push(types.prefixes);
   }
-  const { rows } = await db.query<RawRow>(sql, params);
+  const rows = filter ? (await db.query<RawRow>(sql, params)).rows : await tailQuery(db, sql, params);
   const horizon = Number(rows[0].horizon);
   const out: ChangeRow[] = [];
   let sorted = true;
+  let written: { oldest: number; newest: number } | null = null;
   for (const r of rows) {
     if (r.seq === null) break;
+    if (r.written != null) {
+      if (written === null) written = { oldest: r.written, newest: r.written };
+      else if (r.written > written.newest) written.newest = r.written;
+      else if (r.written < written.oldest) written.oldest = r.written;
+    }
     const row: ChangeRow = { seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at };
     const prev = out[out.length - 1];
     if (prev && comparePositions(row, prev) < 0) sorted = false;
@@ -125,7 +160,7 @@ export async function readBatch(
   const pruned = head.pruned_xid === null ? START : { xid: Number(head.pruned_xid), seq: Number(head.pruned_seq) };
   // After START means from the start of retained history: nothing is missed there.
   const reset = comparePositions(after, START) !== 0 && isAfter(pruned, after) ? { earliest: head.earliest === null ? null : Number(head.earliest) } : null;
-  return { rows: out, horizon, covered, full, held: head.held, server: identityOf(head), pruned, reset };
+  return { rows: out, horizon, covered, full, held: head.held, server: identityOf(head), pruned, reset, written };
 }
 
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */

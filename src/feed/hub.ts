@@ -1,4 +1,5 @@
 import type { FeedEvent } from '../interfaces.js';
+import { wallClockMs } from '../wall-clock.js';
 
 /** Something that wants a project's new events as the tail reads them. */
 export interface Receiver {
@@ -28,9 +29,13 @@ export class Hub {
     if (set.size === 0) this.byProject.delete(r.project);
   }
 
-  /** `events` are in delivery order; each receiver gets its project's slice, still in order. */
-  publish(events: readonly FeedEvent[]): void {
-    if (events.length === 0 || this.byProject.size === 0) return;
+  /**
+   * `events` are in delivery order; each receiver gets its project's slice,
+   * still in order. Returns when (wallClockMs) the events were grouped and
+   * the receivers' writes began, for the tail's step timings.
+   */
+  publish(events: readonly FeedEvent[]): number {
+    if (events.length === 0 || this.byProject.size === 0) return wallClockMs();
     const groups = new Map<string, FeedEvent[]>();
     for (const ev of events) {
       if (!this.byProject.has(ev.project)) continue;
@@ -38,10 +43,12 @@ export class Hub {
       if (!g) groups.set(ev.project, (g = []));
       g.push(ev);
     }
+    const routed = wallClockMs();
     for (const [project, group] of groups) {
       // Copy: a receiver may remove itself (or others) while receiving.
       for (const r of [...this.byProject.get(project)!]) r.receive(group);
     }
+    return routed;
   }
 
   /** Tells every receiver that the pushes so far do not cover what the tail skipped. */

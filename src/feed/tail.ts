@@ -8,6 +8,8 @@ import type { ReadScope } from '../db/row-security.js';
 import { formatPosition, horizonPosition, maxPosition, START } from '../position.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { wallClockMs } from '../wall-clock.js';
+import { observeRead } from './delivery-steps.js';
 import { encodeEvent } from './frame.js';
 import { Ring } from './ring.js';
 import type { Hub } from './hub.js';
@@ -45,6 +47,8 @@ export class Tail {
   private failures = 0;
   private idle: Promise<void> = Promise.resolve();
   private lastBlockerCheck = 0;
+  /** When the first doorbell not yet answered by a read rang (wallClockMs), for the step timings. */
+  private bell: number | null = null;
 
   /** Since when committed rows have waited behind the horizon (null: none wait). */
   heldSince: number | null = null;
@@ -91,8 +95,10 @@ export class Tail {
     this.wake();
   }
 
-  wake(): void {
+  /** Reads the table soon. `bell`: a doorbell rang at this time (wallClockMs); polls and reconnects pass none. */
+  wake(bell?: number): void {
     if (this.closed) return;
+    if (bell !== undefined) this.bell ??= bell;
     if (this.running) {
       this.again = true;
       return;
@@ -126,7 +132,12 @@ export class Tail {
     let batch;
     do {
       this.metrics.queries.inc({ kind: 'tail' });
+      // This read answers every doorbell rung so far.
+      const bell = this.bell;
+      this.bell = null;
+      const sent = wallClockMs();
       batch = await namedQuery(this.metrics, 'tail', this.reads.allProjects((db) => readBatch(db, this.headPos, null, BATCH_SIZE)));
+      const received = wallClockMs();
       if (this.closed) return;
       if (this.noticeRestart(batch.server)) {
         this.again = true; // read again at once, from the last row
@@ -134,6 +145,7 @@ export class Tail {
       }
       if (batch.reset) this.skipPruned(batch.pruned);
       const events = batch.rows.map(encodeEvent);
+      const encoded = wallClockMs();
       for (const ev of events) this.ring.push(ev);
       if (events.length) this.lastRowPos = events[events.length - 1].pos;
       this.headPos = batch.covered;
@@ -146,7 +158,8 @@ export class Tail {
       this.metrics.ringBytes.set(this.ring.bytes);
       // After the head moved: a stream at or past the old head must not take it for caught up.
       if (batch.reset) this.hub.rewind();
-      this.hub.publish(events);
+      const routed = this.hub.publish(events);
+      if (events.length) observeRead(this.metrics, { written: batch.written ?? null, bell, sent, received, encoded, routed, done: wallClockMs() });
     } while (batch.full && !this.closed);
     this.trackHorizon(batch.held === true);
   }
