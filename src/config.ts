@@ -160,6 +160,7 @@ export const SETTINGS = {
   trustedProxyHeader: { env: 'PGFEED_TRUSTED_PROXY_HEADER', flag: '--trusted-proxy-header', doc: 'header that a proxy in front sets to the client address (X-Forwarded-For: its last entry); unset, the peer address is the client', default: '', parse: headerName },
   maxStreamsPerIp: { env: 'PGFEED_MAX_STREAMS_PER_IP', flag: '--max-streams-per-ip', doc: 'open streams and long-polls one client address may hold (429 too_many_streams); 0: no limit', default: 0, parse: int(0, 1_000_000) },
   requestsPerSecondPerIp: { env: 'PGFEED_REQUESTS_PER_SECOND_PER_IP', flag: '--requests-per-second-per-ip', doc: 'new /v1 requests (each a new stream or poll) one client address may make per second, in bursts of as many (429 rate_limited); 0: no limit', default: 0, parse: int(0, 1_000_000) },
+  catchupStreamBytes: { env: 'PGFEED_CATCHUP_STREAM_BYTES', flag: '--catchup-stream-bytes', doc: 'most bytes of frames one catching-up stream holds, whatever its client\'s read speed: read from Postgres and not yet sent, plus what its socket could not take; one batch gets half (an event larger than that is read alone)', default: 512 * 1024, parse: int(64 * 1024, 1024 * 1024 * 1024) },
 } satisfies Record<string, Setting<unknown>>;
 
 /** Rules between settings, checked when a command takes all the settings a rule names. */

@@ -48,7 +48,8 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   const { tail, hub, metrics } = deps;
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
-  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
+  // A budget that takes whole 512-row batches of these rows (half of it each).
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true, catchupBytes: 2 << 20 }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
 
@@ -80,7 +81,7 @@ t.test('a control frame follows what a paused stream already queued, and can end
   const deps = await feedServices(t, db.url, 2);
   // The first write pushes back: the stream pauses with one slab queued.
   const sink = new RecordingSink((n) => n === 1);
-  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true, catchupBytes: 512 * 1024 }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
   const deadline = Date.now() + 10_000;
