@@ -98,7 +98,10 @@ export class Subscriber implements Receiver {
    * read), and what the sink could not send yet. At most `catchupBytes`.
    */
   get heldBytes(): number {
-    if (this.state === 'closed') return 0;
+    // A live stream holds no batch, and its sink's count may be stale: a
+    // write that pushed back is not followed by one that goes through once
+    // nothing new is written (and a live stream that pushes back is paused).
+    if (this.state === 'closed' || this.state === 'live') return 0;
     const p = this.prefetch;
     return this.unwrittenBytes() + (p ? (p.bytes ?? this.batchBytes) : 0);
   }
@@ -128,6 +131,8 @@ export class Subscriber implements Receiver {
     if (this.state !== 'closed') this.deps.metrics.subscribers.dec({ state: this.state });
     if (next !== 'closed') this.deps.metrics.subscribers.inc({ state: next });
     this.state = next;
+    // Caught up: a batch read ahead is not needed (live pushes and the ring bring what follows).
+    if (next === 'live') this.prefetch = undefined;
   }
 
   /** Live pushes from the tail. Ignored unless live: otherwise pump() will read them from the ring or Postgres. */
