@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { fillLog } from './lib/backlog.js';
 import type { BenchDatabase } from './lib/bench-db.js';
 import { LoadGenerator } from './lib/load-generator.js';
+import { metricByLabel, scrapeText } from './lib/metrics-scrape.js';
 import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
@@ -54,6 +55,12 @@ interface ReplayRow {
   lost: number;
   duplicated: number;
   misordered: number;
+  /** pgfeed only, when not caught up: the daemon's streams by state at the end (pgfeed_subscribers). */
+  subscribers_at_end?: Record<string, number>;
+  /** Connections the server ended before the stream caught up (each then resumed with Last-Event-ID, as an EventSource does; step 3 only). */
+  disconnects: number;
+  /** Streams that were refused or failed to open, by status or code. */
+  open_failures: Record<string, number>;
   /** The server's peak RSS during the run (sampled every 250 ms). */
   peak_rss_mb: number;
   /** The server process ended by itself during the run (e.g. out of memory). */
@@ -69,6 +76,8 @@ interface Replay {
   order: number[];
   streams: number;
   behind: number;
+  /** Resume with Last-Event-ID when the server ends a connection. */
+  reconnect?: boolean;
 }
 
 async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay): Promise<ReplayRow> {
@@ -86,7 +95,10 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
     const t0 = Date.now();
     await gen.open(
       Array.from({ length: streams }, () => ({ project, path: `/v1/events?project=${project}&after=0`, lastEventId: cursor })),
-      false,
+      // uWS ends a response whose socket stays unwritable for 10 s: with many
+      // streams on two shared cores a client can fall that far behind, and
+      // then it resumes like an EventSource.
+      run.reconnect ?? false,
     );
     let deliveries = 0;
     const caughtUp = await satisfied(
@@ -103,6 +115,7 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
     const st = await gen.stats();
     const seconds = (st.lastEventAt - t0) / 1000;
     const peakRssMb = mon.result().peakRssMb;
+    const states = kind === 'pgfeed' && !caughtUp ? metricByLabel(await scrapeText(srv.url), 'pgfeed_subscribers', 'state') : null;
     const check = await gen.check({ [project]: expected });
     const crashed = srv.exitedEarly;
     await gen.close();
@@ -125,6 +138,9 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
       duplicated: check.duplicated,
       misordered: check.misordered,
       peak_rss_mb: round(peakRssMb, 1),
+      disconnects: st.disconnects,
+      open_failures: st.statuses,
+      ...(states ? { subscribers_at_end: states } : {}),
       ...(crashed ? { server_exited: crashed } : {}),
     };
   } finally {
@@ -174,7 +190,7 @@ export const catchup: Scenario<CatchupResult> = {
         }
         for (const daemon of builds) {
           await run(`${zero.streams} streams replay ${zero.events} events from zero at once`, {
-            kind: 'pgfeed', daemon, project: FROM_ZERO, order: orders[FROM_ZERO], streams: zero.streams, behind: zero.events,
+            kind: 'pgfeed', daemon, project: FROM_ZERO, order: orders[FROM_ZERO], streams: zero.streams, behind: zero.events, reconnect: true,
           });
         }
         for (const kind of [...(ctx.pgfeed ? (['pgfeed'] as const) : []), 'naive' as const]) {
@@ -211,7 +227,7 @@ export const catchup: Scenario<CatchupResult> = {
     for (const x of r.runs as ReplayRow[]) {
       out.push([
         `${x.server}: ${x.streams} x ${x.behind} behind${x.project === FROM_ZERO ? ' (from zero)' : ''}`,
-        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
+        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${Object.keys(x.open_failures).length ? `; failed opens ${JSON.stringify(x.open_failures)}` : ''}${x.disconnects ? `; ${x.disconnects} connections ended by the server and resumed` : ''}${x.subscribers_at_end ? `; streams at the end ${JSON.stringify(x.subscribers_at_end)}` : ''}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
       ]);
     }
     return out;
