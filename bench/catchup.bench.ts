@@ -107,7 +107,8 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
           deliveries = (await gen.stats()).deliveries;
           return deliveries >= needed;
         },
-        ctx.opts.full ? 180_000 : 60_000,
+        // Resuming streams (step 3) may take several retry delays more.
+        ctx.opts.full || run.reconnect ? 180_000 : 60_000,
         'the catch-up',
         { stallMs: 10_000, progressOf: () => deliveries, intervalMs: 50 },
       ),
