@@ -16,6 +16,7 @@ import { testDatabase } from '../harness/db.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { deliveryOrder } from '../helpers/change-log.js';
 import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
+import { waitUntil } from '../helpers/wait.js';
 import { ReadScope } from '../../src/db/row-security.js';
 
 /**
@@ -34,6 +35,11 @@ async function feedServices(t: Test, url: string, catchupConcurrency: number): P
   await tail.start();
   t.teardown(() => tail.close());
   return { tail, hub, catchup: new Catchup(scope, catchupConcurrency, metrics), metrics, log };
+}
+
+/** A batch read ahead may still be on its way when a stream ends: the database goes away with the test. */
+function readsDone(deps: SubscriberDeps): Promise<void> {
+  return waitUntil(() => deps.catchup.load.running === 0, 10_000, 'the catch-up reads in flight to finish', { intervalMs: 10 });
 }
 
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
@@ -70,6 +76,7 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   t.ok(sink.writes < N / 10, `frames were joined into ${sink.writes} writes for ${N} events`);
 
   sub.close();
+  await readsDone(deps);
   await tail.close();
   await assertReleased(t, hub, timers);
 });
@@ -100,4 +107,5 @@ t.test('a control frame follows what a paused stream already queued, and can end
   sink.release();
   t.equal(sub.state, 'closed', 'still closed after a drain');
   t.same(sink.seqs, queued, 'no event was written after the control frame');
+  await readsDone(deps);
 });
