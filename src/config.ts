@@ -170,6 +170,7 @@ export const SETTINGS = {
   readUrl: { env: 'PGFEED_READ_URL', flag: '--read-url', doc: 'comma-separated hot standbys of DATABASE_URL for catch-up reads; the primary keeps LISTEN, the tail, cursor lookups and every write, and answers whatever no standby can (docs/ordering.md, "Standbys and failover")', default: Object.freeze([]) as readonly string[], parse: databaseUrls },
   wake: { env: 'PGFEED_WAKE', flag: '--wake', doc: 'how the daemon learns of commits: notify (writers NOTIFY) or poll (writers never notify, sparing them NOTIFY\'s commit lock; the daemon asks Postgres every PGFEED_WAKE_POLL_MS); PGFEED_NOTIFY follows it, and the reverse', default: 'notify' as const, parse: oneOf('notify', 'poll') },
   wakePollMs: { env: 'PGFEED_WAKE_POLL_MS', flag: '--wake-poll-ms', doc: 'with PGFEED_WAKE=poll, the interval of the query that finds new commits: the most it adds to an event\'s latency', default: 5, parse: int(1, 60_000) },
+  catchupStreamBytes: { env: 'PGFEED_CATCHUP_STREAM_BYTES', flag: '--catchup-stream-bytes', doc: 'most bytes of frames one catching-up stream holds, whatever its client\'s read speed: read from Postgres and not yet sent, plus what its socket could not take; one batch gets half (an event larger than that is read alone)', default: 512 * 1024, parse: int(64 * 1024, 1024 * 1024 * 1024) },
 } satisfies Record<string, Setting<unknown>>;
 
 /**

@@ -103,6 +103,7 @@ export class Daemon {
     await this.pruner.start();
     this.streams = new Streams(this.config.maxStreams, this.config.heartbeatMs);
     const streams = this.streams;
+    this.metrics.readCatchupHeldWith(() => streams.catchupHeld().total);
     // Every open stream hears each transition once, in order with its data.
     this.health.onChange((state) => streams.signal(state ? controlFrame('pgfeed.degraded', state) : controlFrame('pgfeed.ok', {})));
     this.queueTimer = setInterval(() => void this.readNotifyQueue(), NOTIFY_QUEUE_CHECK_MS);
@@ -116,7 +117,7 @@ export class Daemon {
         metrics: this.metrics,
         log: this.log,
       },
-      { slowClientTimeoutMs: this.config.slowClientTimeoutMs },
+      { slowClientTimeoutMs: this.config.slowClientTimeoutMs, catchupStreamBytes: this.config.catchupStreamBytes },
     );
     const app = createApp({
       feed,

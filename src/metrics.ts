@@ -4,6 +4,7 @@ import client from 'prom-client';
 export function createMetrics() {
   const registry = new client.Registry();
   let readNotifyQueue: (() => Promise<number>) | null = null;
+  let readCatchupHeld: (() => number) | null = null;
   // Unprefixed: dashboards for Node services expect process_* and nodejs_*.
   client.collectDefaultMetrics({ register: registry });
   const m = {
@@ -56,6 +57,19 @@ export function createMetrics() {
     /** Where the notify-queue gauge reads at each scrape; the reader must not throw. */
     readNotifyQueueWith(read: () => Promise<number>): void {
       readNotifyQueue = read;
+    },
+    // Summed over the open streams at each scrape: nothing is counted between scrapes.
+    catchupHeld: new client.Gauge({
+      name: 'pgfeed_catchup_held_bytes',
+      help: 'Bytes of frames the open streams hold while catching up: read from Postgres and not yet sent (each stream at most PGFEED_CATCHUP_STREAM_BYTES)',
+      registers: [registry],
+      collect() {
+        if (readCatchupHeld) this.set(readCatchupHeld());
+      },
+    }),
+    /** Where the held-bytes gauge reads at each scrape. */
+    readCatchupHeldWith(read: () => number): void {
+      readCatchupHeld = read;
     },
   };
   for (const state of ['catching_up', 'live', 'paused']) m.subscribers.set({ state }, 0);

@@ -23,6 +23,8 @@ export interface BenchOptions {
   catchupBacklog: number;
   catchupStreams: number;
   catchupBehind: number;
+  /** catchup's "many streams from zero at once": streams, and the events each replays. */
+  catchupFromZero: { streams: number; events: number };
   /** fanout's saturation run: an offered load above what naive sustains. */
   saturation: { streams: number; projects: number; rate: number };
   /** fleet: replica counts, the totals of streams shared out among the replicas, and the writers' rate. */
@@ -35,7 +37,16 @@ const SERVERS = ['pgfeed', 'raw', 'naive'] as const;
 
 const USAGE = `usage: npm run bench -- [--full] [--scenario fanout,idle,catchup,storm,capture,resume,fleet,doorbell]
        [--streams 10,100,1000] [--projects N] [--rate EVENTS_PER_S] [--duration SECONDS] [--replicas 1,2,4,8]
-       [--servers pgfeed,raw,naive]`;
+       [--servers pgfeed,raw,naive]
+       [--backlog EVENTS] [--from-zero STREAMSxEVENTS]   (catchup: the replayed backlog; many streams from zero)`;
+
+/** `--from-zero 200x50000`: streams, and the events each replays. */
+function fromZero(v: string | undefined, full: boolean): { streams: number; events: number } {
+  if (v === undefined) return { streams: 200, events: full ? 200_000 : 50_000 };
+  const m = /^([1-9]\d*)x([1-9]\d*)$/.exec(v);
+  if (!m) throw new Error(`--from-zero must be STREAMSxEVENTS such as 200x50000, got "${v}"\n${USAGE}`);
+  return { streams: Number(m[1]), events: Number(m[2]) };
+}
 
 export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions {
   const { values } = parseArgs({
@@ -49,6 +60,8 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
       scenario: { type: 'string' },
       replicas: { type: 'string' },
       servers: { type: 'string' },
+      backlog: { type: 'string' },
+      'from-zero': { type: 'string' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
@@ -91,9 +104,10 @@ export function parseOptions(argv: string[], only?: ScenarioName): BenchOptions 
     naiveMaxStreams: full ? 1000 : 1000,
     idleStreams: values.streams ? maxStreams : full ? 10_000 : 2000,
     stormStreams: values.streams ? maxStreams : full ? 10_000 : 1000,
-    catchupBacklog: full ? 1_000_000 : 100_000,
+    catchupBacklog: Math.round(num('backlog', values.backlog, full ? 1_000_000 : 100_000)),
     catchupStreams: full ? 1000 : 200,
     catchupBehind: full ? 10_000 : 2000,
+    catchupFromZero: fromZero(values['from-zero'], full),
     // 100 streams per project: each event is 100 deliveries.
     saturation: { streams: 1000, projects: 10, rate: full ? 2000 : 1000 },
     fleet: {

@@ -21,6 +21,8 @@ export interface ServerOptions {
   databaseUrl?: string;
   port?: number;
   env?: Record<string, string>;
+  /** pgfeed only: the cli.js to run instead of PGFEED_BENCH_DAEMON or this tree's build. */
+  daemon?: string;
 }
 
 // Servers still running when the bench exits (an error, a Ctrl-C) are
@@ -53,7 +55,7 @@ export class ServerProcess {
     const nodeArgs = kind === 'pgfeed' ? (process.env.PGFEED_BENCH_NODE_ARGS ?? '').split(/\s+/).filter(Boolean) : [];
     const args =
       kind === 'pgfeed'
-        ? [...nodeArgs, process.env.PGFEED_BENCH_DAEMON ?? `${ROOT}dist/cli.js`, 'serve']
+        ? [...nodeArgs, o.daemon ?? process.env.PGFEED_BENCH_DAEMON ?? `${ROOT}dist/cli.js`, 'serve']
         : ['--import', 'tsx', `${ROOT}bench/${kind}-server.ts`];
     const proc = spawn(process.execPath, args, {
       cwd: ROOT,

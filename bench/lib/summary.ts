@@ -53,7 +53,11 @@ export interface Summary {
   full: boolean;
   fanout: FanoutSummary;
   idle: { streams: number; daemon_rss_mb: number; kb_per_stream: number; [extra: string]: unknown };
-  catchup: { single_stream_events_per_s: number; reconnect_streams: number; reconnect_seconds: number; rows_read_ratio: number; [extra: string]: unknown };
+  catchup: {
+    single_stream_events_per_s: number; reconnect_streams: number; reconnect_seconds: number; rows_read_ratio: number;
+    many_from_zero: { streams: number; events_each: number; peak_rss_mb: number; events_per_s: number };
+    [extra: string]: unknown;
+  };
   storm: { streams: number; resume_seconds: number; lost: number; [extra: string]: unknown };
   capture: { single_row_ratio: number; bulk_ratio: number; concurrent_ratio: number; [extra: string]: unknown };
   resume: { log_rows: number; found_old_p50_ms: number; found_new_p50_ms: number; found_ratio: number; [extra: string]: unknown };
@@ -102,7 +106,10 @@ export function emptySummary(): Summary {
       naive: { deliveries_per_s: 0, p99_ms: 0, db_queries_per_change: 0 },
     },
     idle: { streams: 0, daemon_rss_mb: 0, kb_per_stream: 0 },
-    catchup: { single_stream_events_per_s: 0, reconnect_streams: 0, reconnect_seconds: 0, rows_read_ratio: 0 },
+    catchup: {
+      single_stream_events_per_s: 0, reconnect_streams: 0, reconnect_seconds: 0, rows_read_ratio: 0,
+      many_from_zero: { streams: 0, events_each: 0, peak_rss_mb: 0, events_per_s: 0 },
+    },
     storm: { streams: 0, resume_seconds: 0, lost: 0 },
     capture: { single_row_ratio: 0, bulk_ratio: 0, concurrent_ratio: 0 },
     resume: { log_rows: 0, found_old_p50_ms: 0, found_new_p50_ms: 0, found_ratio: 0 },

@@ -65,27 +65,17 @@ function batchSql(byProject: boolean, exact: boolean, prefixes: boolean): string
   return sql;
 }
 
-interface RawRow {
-  horizon: string;
-  held: boolean;
-  system: string;
-  database: string;
-  timeline: number | null;
-  started: number;
-  standby: boolean;
-  pruned_xid: string | null;
-  pruned_seq: string | null;
-  earliest: string | null;
-  seq: string | null;
-  xid: string;
-  project: string;
-  type: string;
-  op: string | null;
-  tbl: string | null;
-  data: string | null;
-  at: string;
-  written?: number | null;
-}
+/**
+ * A result row, as an array in the SELECT's column order: pg then builds no
+ * object per row, a measurable share of a replay's cost (bench/README.md).
+ * `written` is selected by the shared tail's read only.
+ */
+type RawRow = [
+  horizon: string, held: boolean, system: string, database: string, timeline: number | null, started: number, standby: boolean,
+  prunedXid: string | null, prunedSeq: string | null, earliest: string | null,
+  seq: string | null, xid: string, project: string, type: string, op: string | null, tbl: string | null, data: string | null, at: string,
+  written?: number | null,
+];
 
 /** SQLSTATEs of a prepared statement that is missing on, or already on, the server connection: a transaction-pooling PgBouncer before 1.21 moves statements between server connections. */
 const STATEMENT_MOVED = new Set(['26000', '42P05']);
@@ -104,13 +94,13 @@ let prepareTail = true;
 async function tailQuery(db: Queryable, sql: string, params: unknown[]): Promise<RawRow[]> {
   if (prepareTail) {
     try {
-      return (await db.query<RawRow>({ name: 'pgfeed_tail_read', text: sql, values: params })).rows;
+      return (await db.query<RawRow>({ name: 'pgfeed_tail_read', text: sql, values: params, rowMode: 'array' })).rows;
     } catch (err) {
       if (!STATEMENT_MOVED.has((err as { code?: string }).code ?? '')) throw err;
       prepareTail = false;
     }
   }
-  return (await db.query<RawRow>(sql, params)).rows;
+  return (await db.query<RawRow>({ text: sql, values: params, rowMode: 'array' })).rows;
 }
 
 /**
@@ -132,19 +122,21 @@ export async function readBatch(
     if (types.exact.length) params.push(types.exact);
     if (types.prefixes.length) params.push(types.prefixes);
   }
-  const rows = filter ? (await db.query<RawRow>(sql, params)).rows : await tailQuery(db, sql, params);
-  const horizon = Number(rows[0].horizon);
+  const rows = filter ? (await db.query<RawRow>({ text: sql, values: params, rowMode: 'array' })).rows : await tailQuery(db, sql, params);
+  const head = rows[0];
+  const horizon = Number(head[0]);
   const out: ChangeRow[] = [];
   let sorted = true;
   let written: { oldest: number; newest: number } | null = null;
   for (const r of rows) {
-    if (r.seq === null) break;
-    if (r.written != null) {
-      if (written === null) written = { oldest: r.written, newest: r.written };
-      else if (r.written > written.newest) written.newest = r.written;
-      else if (r.written < written.oldest) written.oldest = r.written;
+    if (r[10] === null) break;
+    const w = r[18];
+    if (w != null) {
+      if (written === null) written = { oldest: w, newest: w };
+      else if (w > written.newest) written.newest = w;
+      else if (w < written.oldest) written.oldest = w;
     }
-    const row: ChangeRow = { seq: Number(r.seq), xid: Number(r.xid), project: r.project, type: r.type, op: r.op, tbl: r.tbl, data: r.data, at: r.at };
+    const row: ChangeRow = { seq: Number(r[10]), xid: Number(r[11]), project: r[12], type: r[13], op: r[14], tbl: r[15], data: r[16], at: r[17] };
     const prev = out[out.length - 1];
     if (prev && comparePositions(row, prev) < 0) sorted = false;
     out.push(row);
@@ -156,11 +148,11 @@ export async function readBatch(
   const last = out.length ? { xid: out[out.length - 1].xid, seq: out[out.length - 1].seq } : after;
   // A short batch has read everything below the horizon; a full one only up to its last row.
   const covered = full ? last : maxPosition(last, horizonPosition(horizon));
-  const head = rows[0];
-  const pruned = head.pruned_xid === null ? START : { xid: Number(head.pruned_xid), seq: Number(head.pruned_seq) };
+  const [, held, system, database, timeline, started, standby, prunedXid, prunedSeq, earliest] = head;
+  const pruned = prunedXid === null ? START : { xid: Number(prunedXid), seq: Number(prunedSeq) };
   // After START means from the start of retained history: nothing is missed there.
-  const reset = comparePositions(after, START) !== 0 && isAfter(pruned, after) ? { earliest: head.earliest === null ? null : Number(head.earliest) } : null;
-  return { rows: out, horizon, covered, full, held: head.held, server: identityOf(head), pruned, reset, written };
+  const reset = comparePositions(after, START) !== 0 && isAfter(pruned, after) ? { earliest: earliest === null ? null : Number(earliest) } : null;
+  return { rows: out, horizon, covered, full, held, server: identityOf({ system, database, timeline, started, standby }), pruned, reset, written };
 }
 
 /** Where a fresh tail starts: the horizon, and the last row below it in delivery order, under one snapshot. */

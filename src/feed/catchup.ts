@@ -7,10 +7,24 @@ import type { FallbackReason, Standby, Standbys } from '../db/standbys.js';
 import { comparePositions, formatPosition } from '../position.js';
 import { encodeEvent } from './frame.js';
 import type { Metrics } from '../metrics.js';
+import { rowSlabs, type Slab } from './slabs.js';
 
 export interface CatchupBatch extends Omit<Batch, 'rows'> {
   readonly events: readonly FeedEvent[];
   /** A standby answered: its rows may be written only while it follows the tail's server. */
+  readonly fromStandby: boolean;
+}
+
+/**
+ * A catch-up batch as a stream writes it: its frames joined into slabs, no
+ * Buffer or JSON kept per event. Cut at a byte budget, it is `full` and
+ * `covered` ends at its last slab: the stream reads on from there.
+ */
+export interface StreamBatch extends Omit<Batch, 'rows'> {
+  readonly slabs: readonly Slab[];
+  /** Bytes of all its slabs. */
+  readonly bytes: number;
+  /** As CatchupBatch's. */
   readonly fromStandby: boolean;
 }
 
@@ -25,7 +39,7 @@ export interface CatchupBatch extends Omit<Batch, 'rows'> {
  *   the standby fails or turns out not to follow any more, on the primary.
  */
 export class Catchup {
-  private readonly inflight = new Map<string, Promise<CatchupBatch>>();
+  private readonly inflight = new Map<string, Promise<unknown>>();
   private running = 0;
   private readonly queue: (() => void)[] = [];
 
@@ -43,15 +57,35 @@ export class Catchup {
   }
 
   /**
-   * Up to `limit` rows after `pos`. `known` (at or after pos): the stream
-   * already has every row of its filter up to there, from an earlier read's
-   * horizon; a standby whose horizon is not past it has nothing more to give,
-   * so the primary answers (docs/ordering.md, "Standbys and failover").
+   * Up to `limit` events after `pos`, each encoded on its own (a page of
+   * /v1/changes). `known` (at or after pos): the caller already has every
+   * row of its filter up to there, from an earlier read's horizon; a standby
+   * whose horizon is not past it has nothing more to give, so the primary
+   * answers (docs/ordering.md, "Standbys and failover").
    */
   read(pos: Position, filter: Filter, limit = BATCH_SIZE, known: Position = pos): Promise<CatchupBatch> {
+    return this.shared(`page\0${limit}`, pos, filter, limit, known, ({ rows, ...rest }, fromStandby) => ({ ...rest, events: rows.map(encodeEvent), fromStandby }));
+  }
+
+  /**
+   * The next batch of a stream after `pos`, as slabs of at most `maxBytes` in
+   * all (at least one event). `named: false` leaves out `event:` lines.
+   * `known` as for read().
+   */
+  stream(pos: Position, filter: Filter, named: boolean, maxBytes: number, known: Position = pos): Promise<StreamBatch> {
+    return this.shared(`stream\0${+named}\0${maxBytes}`, pos, filter, BATCH_SIZE, known, ({ rows, ...rest }, fromStandby) => {
+      const { slabs, bytes, taken } = rowSlabs(rows, named, maxBytes);
+      if (taken === rows.length) return { ...rest, slabs, bytes, fromStandby };
+      // Cut by bytes: more follows, from the last slab's last event.
+      return { ...rest, slabs, bytes, fromStandby, full: true, covered: slabs[slabs.length - 1].last };
+    });
+  }
+
+  /** One query for every caller asking the same (`shape`, position, filter, known) while it runs. */
+  private shared<T>(shape: string, pos: Position, filter: Filter, limit: number, known: Position, encode: (batch: Batch, fromStandby: boolean) => T): Promise<T> {
     const beyond = comparePositions(known, pos) > 0 ? `\0${formatPosition(known)}` : '';
-    const key = `${filter.project}\0${filter.types.join(',')}\0${formatPosition(pos)}\0${limit}${beyond}`;
-    const shared = this.inflight.get(key);
+    const key = `${shape}\0${filter.project}\0${filter.types.join(',')}\0${formatPosition(pos)}${beyond}`;
+    const shared = this.inflight.get(key) as Promise<T> | undefined;
     if (shared) {
       this.metrics.catchupShared.inc();
       return shared;
@@ -59,8 +93,7 @@ export class Catchup {
     const p = this.slot(async () => {
       const standby = await this.fromStandby(pos, filter, limit, known);
       const batch = standby ?? (await this.fromServer(this.reads, 'primary', pos, filter, limit));
-      const { rows, ...rest } = batch;
-      return { ...rest, events: rows.map(encodeEvent), fromStandby: standby !== null };
+      return encode(batch, standby !== null);
     }).finally(() => this.inflight.delete(key));
     this.inflight.set(key, p);
     return p;

@@ -16,6 +16,8 @@ export interface FeedDeps extends SubscriberDeps {
 
 export interface FeedSettings {
   readonly slowClientTimeoutMs: number;
+  /** Most bytes of frames a catching-up stream holds (StreamOptions.catchupBytes). */
+  readonly catchupStreamBytes: number;
 }
 
 /** Events after a position, in delivery order. `hasMore`: the page was cut at its limit. */
@@ -31,6 +33,8 @@ export interface Subscription {
   readonly state: SubscriberState;
   /** The last position delivered. */
   readonly position: Position;
+  /** Bytes of frames it holds while catching up (read and not yet sent); at most PGFEED_CATCHUP_STREAM_BYTES. */
+  readonly heldBytes: number;
   /**
    * Sends a control frame (controlFrame() in frame.ts), after every frame
    * already written, a paused stream's queued ones included. `end`: then end
@@ -70,7 +74,8 @@ export class Feed {
 
   /** Writes every event after `from` that passes the filter to `sink`, until closed. `eventNames: false` leaves `event:` lines out. */
   subscribe(sink: Sink, filter: Filter, from: Position, eventNames: boolean): Subscription {
-    const sub = new Subscriber(this.deps, { slowClientTimeoutMs: this.settings.slowClientTimeoutMs, eventNames }, sink, filter, from);
+    const { slowClientTimeoutMs, catchupStreamBytes: catchupBytes } = this.settings;
+    const sub = new Subscriber(this.deps, { slowClientTimeoutMs, eventNames, catchupBytes }, sink, filter, from);
     sub.start();
     return sub;
   }

@@ -4,8 +4,13 @@ import { changeEventJson, controlEvent, PING, retryField, sseEvent, type Control
 /** Encodes a row once into its JSON and its SSE frame (src/protocol.ts has the format). */
 export function encodeEvent(row: ChangeRow): FeedEvent {
   const json = changeEventJson(row);
-  const frame = Buffer.from(sseEvent({ id: String(row.seq), event: row.type, data: json }));
+  const frame = Buffer.from(frameText(row, true, json));
   return { pos: { xid: row.xid, seq: row.seq }, project: row.project, type: row.type, json, frame };
+}
+
+/** A row's SSE frame as text. `named: false` leaves out the `event:` line (`?event_names=off`). */
+export function frameText(row: ChangeRow, named = true, json = changeEventJson(row)): string {
+  return sseEvent({ id: String(row.seq), event: named ? row.type : undefined, data: json });
 }
 
 /** A control event (type `pgfeed.*`): no id, so it never moves a client's cursor. */

@@ -13,4 +13,9 @@ export interface Sink {
   /** Ends the stream cleanly. */
   end(): void;
   readonly open: boolean;
+  /**
+   * Bytes the sink took but could not send yet, as far as it can tell: an
+   * upper bound of what it buffers in memory for a slow socket.
+   */
+  readonly buffered: number;
 }

@@ -1,5 +1,5 @@
-import type { FeedEvent, Position } from '../interfaces.js';
-import { unnamedParts } from './frame.js';
+import type { ChangeRow, FeedEvent, Position } from '../interfaces.js';
+import { frameText, unnamedParts } from './frame.js';
 
 /**
  * Frames are joined into writes of up to this many bytes. One uWS write per
@@ -84,4 +84,48 @@ export function slabsOf(events: readonly FeedEvent[], named = true): Slab[] {
     cache.set(events, (slabs = out));
   }
   return slabs;
+}
+
+/** Rows encoded straight into slabs: what a catch-up batch holds for a stream. */
+export interface RowSlabs {
+  readonly slabs: readonly Slab[];
+  /** Bytes of every slab. */
+  readonly bytes: number;
+  /** Rows encoded, from the first: fewer than given when `maxBytes` cut them. */
+  readonly taken: number;
+}
+
+/**
+ * Encodes rows (in delivery order) into slabs of at most SLAB_BYTES, with
+ * no Buffer per event: each slab is one string, encoded once. Stops before
+ * the row that would take the total past `maxBytes` (the first row is always
+ * taken, so that a stream moves on past an event larger than that).
+ * `named: false` leaves out the `event:` lines (`?event_names=off`).
+ */
+export function rowSlabs(rows: readonly ChangeRow[], named: boolean, maxBytes: number): RowSlabs {
+  const slabs: Slab[] = [];
+  let text = '';
+  let bytes = 0;
+  let total = 0;
+  let start = 0;
+  let i = 0;
+  const flush = () => {
+    const r = rows[i - 1];
+    slabs.push({ buf: Buffer.from(text), start, end: i, last: { xid: r.xid, seq: r.seq } });
+    total += bytes;
+    text = '';
+    bytes = 0;
+    start = i;
+  };
+  for (; i < rows.length; i++) {
+    const row = rows[i];
+    const frame = frameText(row, named);
+    const size = Buffer.byteLength(frame);
+    if (i > 0 && total + bytes + size > maxBytes) break;
+    if (bytes && bytes + size > SLAB_BYTES) flush();
+    text += frame;
+    bytes += size;
+  }
+  if (bytes) flush();
+  return { slabs, bytes: total, taken: i };
 }

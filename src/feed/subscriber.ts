@@ -6,7 +6,7 @@ import { comparePositions, formatPosition, isAfter, maxPosition } from '../posit
 import { controlFrame } from './frame.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
-import type { Catchup, CatchupBatch } from './catchup.js';
+import type { Catchup, StreamBatch } from './catchup.js';
 import type { Hub, Receiver } from './hub.js';
 import type { Sink } from './sink.js';
 import type { Tail } from './tail.js';
@@ -37,6 +37,18 @@ export interface StreamOptions {
   readonly slowClientTimeoutMs: number;
   /** Name each event by its type (`event:`); false sends every event unnamed, for `onmessage`. */
   readonly eventNames: boolean;
+  /**
+   * Most bytes of frames the stream holds while it catches up: batches read
+   * and not yet written, plus what its sink could not send. Each batch takes
+   * at most half of it (a single larger event is read alone).
+   */
+  readonly catchupBytes: number;
+}
+
+/** A batch partly written: its slabs from `next` on are still to go. */
+interface Unfinished {
+  readonly batch: StreamBatch;
+  readonly next: number;
 }
 
 /**
@@ -59,8 +71,8 @@ export class Subscriber implements Receiver {
   private stallTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private dbFailures = 0;
-  private prefetch?: { pos: Position; batch: Promise<CatchupBatch> };
-  private unfinished?: CatchupBatch;
+  private prefetch?: { pos: Position; batch: Promise<StreamBatch>; bytes?: number };
+  private unfinished?: Unfinished;
   /**
    * Set after a short read whose horizon the tail has passed, where the ring
    * does not reach: everything for this filter up to it was delivered. The
@@ -88,6 +100,33 @@ export class Subscriber implements Receiver {
     return this.pos;
   }
 
+  /**
+   * Bytes of frames this stream holds: the rest of a batch cut short by
+   * backpressure, a prefetched batch (its share of the budget while it is
+   * read), and what the sink could not send yet. At most `catchupBytes`.
+   */
+  get heldBytes(): number {
+    // A live stream holds no batch, and its sink's count may be stale: a
+    // write that pushed back is not followed by one that goes through once
+    // nothing new is written (and a live stream that pushes back is paused).
+    if (this.state === 'closed' || this.state === 'live') return 0;
+    const p = this.prefetch;
+    return this.unwrittenBytes() + (p ? (p.bytes ?? this.batchBytes) : 0);
+  }
+
+  /** What a batch may take: half of the stream's budget, so that one can be read while one is written. */
+  private get batchBytes(): number {
+    return Math.floor(this.options.catchupBytes / 2);
+  }
+
+  /** The unfinished batch's rest and the sink's unsent bytes: what the stream holds besides a prefetch. */
+  private unwrittenBytes(): number {
+    let n = this.sink.buffered;
+    const u = this.unfinished;
+    if (u) for (let i = u.next; i < u.batch.slabs.length; i++) n += u.batch.slabs[i].buf.length;
+    return n;
+  }
+
   start(): void {
     this.deps.metrics.subscribers.inc({ state: 'catching_up' });
     // In the hub before any replay: nothing can fall between replay and live.
@@ -100,6 +139,8 @@ export class Subscriber implements Receiver {
     if (this.state !== 'closed') this.deps.metrics.subscribers.dec({ state: this.state });
     if (next !== 'closed') this.deps.metrics.subscribers.inc({ state: next });
     this.state = next;
+    // Caught up: a batch read ahead is not needed (live pushes and the ring bring what follows).
+    if (next === 'live') this.prefetch = undefined;
   }
 
   /** Live pushes from the tail. Ignored unless live: otherwise pump() will read them from the ring or Postgres. */
@@ -137,6 +178,11 @@ export class Subscriber implements Receiver {
         sent = eachSlab(events, from, this.takes, write, this.options.eventNames);
       }
     });
+    return this.wrote(sent, ok);
+  }
+
+  /** Counts what a write delivered, and pauses on backpressure. Returns `ok`. */
+  private wrote(sent: number, ok: boolean): boolean {
     if (sent) {
       this.deps.metrics.delivered.inc(sent);
       this.lastProgress = Date.now();
@@ -182,13 +228,12 @@ export class Subscriber implements Receiver {
 
   /** Moves toward live: from the ring when it covers the position, otherwise from Postgres. */
   private async pump(): Promise<void> {
-    const { tail, catchup } = this.deps;
+    const { tail } = this.deps;
     while (this.state === 'catching_up') {
       // A batch cut short by backpressure is finished first: its rest is
       // after the position, final, and already in memory.
-      let batch = this.unfinished;
-      this.unfinished = undefined;
-      if (!batch) {
+      let work = this.unfinished;
+      if (!work) {
         const ring = tail.ring;
         if (ring.covers(this.pos)) {
           if (!this.writeEvents(ring, false)) return;
@@ -204,6 +249,7 @@ export class Subscriber implements Receiver {
           this.setState('live');
           return;
         }
+        let batch: StreamBatch;
         try {
           batch = await this.readAt(this.pos);
           this.dbFailures = 0;
@@ -232,21 +278,16 @@ export class Subscriber implements Receiver {
         // Retention removed rows after the position before this read ran:
         // delivering what follows would skip them without a word.
         if (batch.reset) return this.reset(batch.reset.earliest);
-        // A full batch means more to read: fetch the next one while this one is written.
-        if (batch.full) {
-          const next = catchup.read(batch.covered, this.filter);
-          next.catch(() => {}); // handled when awaited; a paused subscriber may never await it
-          this.prefetch = { pos: batch.covered, batch: next };
-        }
+        work = { batch, next: 0 };
       }
+      this.unfinished = work;
+      const { batch } = work;
+      // A full batch means more to read: fetch the next one while this one
+      // is written, if the budget has room for it.
+      this.prefetchAfter(batch);
       // Every event of a catch-up batch passes this subscriber's filter.
-      if (!this.writeEvents(batch.events, true)) {
-        // Paused: keep the rest of this batch, but drop the prefetch, so a
-        // slow stream holds at most one batch while it waits.
-        this.unfinished = batch;
-        this.prefetch = undefined;
-        return;
-      }
+      if (!this.writeSlabs(work)) return;
+      this.unfinished = undefined;
       if (batch.full) continue;
       const holds = readHolds(batch.server, tail.server);
       if (holds !== 'holds') {
@@ -272,6 +313,38 @@ export class Subscriber implements Receiver {
       // …or read again, from where this read's horizon has nothing more.
       else this.coveredTo = batch.covered;
     }
+  }
+
+  /**
+   * Starts reading the batch after a full one, unless one is read already or
+   * the stream holds more than a batch's share of its budget: a stream whose
+   * client reads slowly waits with at most its budget in memory.
+   */
+  private prefetchAfter(batch: StreamBatch): void {
+    if (!batch.full || this.prefetch || this.unwrittenBytes() > this.batchBytes) return;
+    const pos = batch.covered;
+    const next = this.read(pos);
+    const p: NonNullable<Subscriber['prefetch']> = { pos, batch: next };
+    // Handled when awaited; a stream that closes may never await it.
+    next.then((b) => (p.bytes = b.bytes), () => {});
+    this.prefetch = p;
+  }
+
+  /** Writes the slabs of a batch from `work.next`; false (and `unfinished` left at the rest) if it paused on backpressure. */
+  private writeSlabs(work: Unfinished): boolean {
+    const { slabs } = work.batch;
+    let i = work.next;
+    let ok = true;
+    let sent = 0;
+    this.sink.cork(() => {
+      for (; i < slabs.length && ok; i++) {
+        ok = this.sink.write(slabs[i].buf);
+        this.pos = slabs[i].last;
+        sent += slabs[i].end - slabs[i].start;
+      }
+    });
+    if (!ok) this.unfinished = { batch: work.batch, next: i };
+    return this.wrote(sent, ok);
   }
 
   /**
@@ -308,11 +381,16 @@ export class Subscriber implements Receiver {
   }
 
   /** The batch after `pos`: the prefetched one if it is for exactly this position. */
-  private readAt(pos: Position): Promise<CatchupBatch> {
+  private readAt(pos: Position): Promise<StreamBatch> {
     const p = this.prefetch;
     this.prefetch = undefined;
     if (p && comparePositions(p.pos, pos) === 0 && this.coveredTo === undefined) return p.batch;
-    return this.deps.catchup.read(pos, this.filter, undefined, this.coveredTo);
+    return this.read(pos, this.coveredTo);
+  }
+
+  /** `known`: see coveredTo and Catchup.read. */
+  private read(pos: Position, known?: Position): Promise<StreamBatch> {
+    return this.deps.catchup.stream(pos, this.filter, this.options.eventNames, this.batchBytes, known);
   }
 
   /**

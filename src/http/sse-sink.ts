@@ -14,6 +14,7 @@ import type { HttpResponse } from './uws.js';
 export class SseSink implements Sink {
   open = true;
   private drain?: () => void;
+  private unsent = 0;
 
   /** Construct inside the request handler: it registers onAborted. */
   constructor(
@@ -42,7 +43,18 @@ export class SseSink implements Sink {
   }
 
   write(frame: Buffer): boolean {
-    return this.open ? this.res.write(frame) : true;
+    if (!this.open) return true;
+    const ok = this.res.write(frame);
+    // uWS tells whether a write left bytes behind, not how many (a response
+    // has no getBufferedAmount): all of a write that pushed back, and every
+    // write after it, count until one goes through, which finds uWS's buffer
+    // sent.
+    this.unsent = ok ? 0 : this.unsent + frame.length;
+    return ok;
+  }
+
+  get buffered(): number {
+    return this.open ? this.unsent : 0;
   }
 
   cork(fn: () => void): void {

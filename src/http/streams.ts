@@ -57,6 +57,18 @@ export class Streams {
     };
   }
 
+  /** Bytes of frames the streams hold while catching up: all together, and the most one holds. */
+  catchupHeld(): { total: number; most: number } {
+    let total = 0;
+    let most = 0;
+    for (const s of this.sse) {
+      const n = s.sub.heldBytes;
+      total += n;
+      if (n > most) most = n;
+    }
+    return { total, most };
+  }
+
   private heartbeat(): void {
     for (const s of this.sse) {
       // A paused stream has frames queued already; its next write is proof of life.

@@ -141,14 +141,16 @@ export function uiRoutes(ctx: RouteContext): Readonly<Record<string, Handler>> {
 
 /** What an operator asks an admin page: streams by project and state, and the daemon's health. */
 async function operatorView(ctx: RouteContext) {
-  const byProject = new Map<string, { catching_up: number; live: number; paused: number; oldest_opened_at: string }>();
+  const byProject = new Map<string, { catching_up: number; live: number; paused: number; oldest_opened_at: string; held_bytes: number }>();
   for (const s of ctx.streams.sse) {
     let p = byProject.get(s.project);
-    if (!p) byProject.set(s.project, (p = { catching_up: 0, live: 0, paused: 0, oldest_opened_at: new Date(s.openedAt).toISOString() }));
+    if (!p) byProject.set(s.project, (p = { catching_up: 0, live: 0, paused: 0, oldest_opened_at: new Date(s.openedAt).toISOString(), held_bytes: 0 }));
     if (s.sub.state === 'catching_up' || s.sub.state === 'live' || s.sub.state === 'paused') p[s.sub.state]++;
+    p.held_bytes += s.sub.heldBytes;
     const at = new Date(s.openedAt).toISOString();
     if (at < p.oldest_opened_at) p.oldest_opened_at = at;
   }
+  const held = ctx.streams.catchupHeld();
   const [readiness, projects, notifyQueue] = await Promise.all([
     ctx.readiness(),
     ctx.feed.projects(200).catch(() => null),
@@ -156,7 +158,7 @@ async function operatorView(ctx: RouteContext) {
   ]);
   return {
     streams: [...byProject].map(([project, counts]) => ({ project, ...counts })).sort((a, b) => a.project.localeCompare(b.project)),
-    catchup: ctx.feed.catchupLoad,
+    catchup: { ...ctx.feed.catchupLoad, held_bytes: held.total, most_held_bytes: held.most },
     notify_queue_usage: notifyQueue,
     projects,
     readiness,

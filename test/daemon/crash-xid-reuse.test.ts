@@ -216,7 +216,7 @@ t.test('a catch-up batch read before a crash does not vouch for rows committed a
     // The feed starts above the burnt xids: the stream's one catch-up batch
     // (300 rows, so not full) vouches for everything below that horizon.
     await tail.start();
-    const sub = new Subscriber({ tail, hub, catchup: new Catchup(scope, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project, types: [] }, { xid: 0, seq: 0 });
+    const sub = new Subscriber({ tail, hub, catchup: new Catchup(scope, 4, metrics), metrics, log }, { slowClientTimeoutMs: 60_000, eventNames: true, catchupBytes: 512 * 1024 }, sink, { project, types: [] }, { xid: 0, seq: 0 });
     sub.start();
     await waitUntil(() => sub.state === 'paused', 5_000, 'the stream to pause on its first write', { intervalMs: 10 });
     t.ok(sink.seqs.length < backlog.length, `paused part-way through the batch (${sink.seqs.length} of ${backlog.length})`);

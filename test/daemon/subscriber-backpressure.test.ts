@@ -16,6 +16,7 @@ import { testDatabase } from '../harness/db.js';
 import { RecordingSink } from '../helpers/recording-sink.js';
 import { deliveryOrder } from '../helpers/change-log.js';
 import { assertReleased, trackTimers } from '../helpers/feed-leaks.js';
+import { waitUntil } from '../helpers/wait.js';
 import { ReadScope } from '../../src/db/row-security.js';
 
 /**
@@ -36,6 +37,11 @@ async function feedServices(t: Test, url: string, catchupConcurrency: number): P
   return { tail, hub, catchup: new Catchup(scope, catchupConcurrency, metrics), metrics, log };
 }
 
+/** A batch read ahead may still be on its way when a stream ends: the database goes away with the test. */
+function readsDone(deps: SubscriberDeps): Promise<void> {
+  return waitUntil(() => deps.catchup.load.running === 0, 10_000, 'the catch-up reads in flight to finish', { intervalMs: 10 });
+}
+
 t.test('catch-up under backpressure: exactly once, in order, each batch read once', async (t) => {
   const db = await testDatabase(t);
   const N = 3000;
@@ -48,7 +54,8 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   const { tail, hub, metrics } = deps;
   // Every other write pushes back.
   const sink = new RecordingSink((n) => n % 2 === 0);
-  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
+  // A budget that takes whole 512-row batches of these rows (half of it each).
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true, catchupBytes: 2 << 20 }, sink, { project: 'bp', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
 
@@ -69,6 +76,7 @@ t.test('catch-up under backpressure: exactly once, in order, each batch read onc
   t.ok(sink.writes < N / 10, `frames were joined into ${sink.writes} writes for ${N} events`);
 
   sub.close();
+  await readsDone(deps);
   await tail.close();
   await assertReleased(t, hub, timers);
 });
@@ -80,7 +88,7 @@ t.test('a control frame follows what a paused stream already queued, and can end
   const deps = await feedServices(t, db.url, 2);
   // The first write pushes back: the stream pauses with one slab queued.
   const sink = new RecordingSink((n) => n === 1);
-  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
+  const sub = new Subscriber(deps, { slowClientTimeoutMs: 60_000, eventNames: true, catchupBytes: 512 * 1024 }, sink, { project: 'sig', types: [] }, { xid: 0, seq: 0 });
   sub.start();
   t.teardown(() => sub.close());
   const deadline = Date.now() + 10_000;
@@ -99,4 +107,5 @@ t.test('a control frame follows what a paused stream already queued, and can end
   sink.release();
   t.equal(sub.state, 'closed', 'still closed after a drain');
   t.same(sink.seqs, queued, 'no event was written after the control frame');
+  await readsDone(deps);
 });

@@ -51,7 +51,7 @@ t.test('the operator view: streams by project and state, the projects, the healt
   t.same(view.streams.map((s) => [s.project, s.catching_up, s.live, s.paused]), [['op-a', 0, 2, 0], ['op-b', 0, 1, 0]], 'by project and state');
   t.ok(view.projects.includes('op-a') && view.projects.includes('op-b'), `the projects with events: ${view.projects.join(', ')}`);
   t.same(view.projects, [...view.projects].sort(), 'in name order');
-  t.same(view.catchup, { running: 0, waiting: 0 });
+  t.same(view.catchup, { running: 0, waiting: 0, held_bytes: 0, most_held_bytes: 0 }, 'no catch-up running, nothing held by live streams');
   t.equal(view.readiness.streams, 3, "with /readyz's detail");
 });
 

@@ -4,6 +4,8 @@ import type { Sink } from '../../src/feed/sink.js';
 
 export class RecordingSink implements Sink {
   open = true;
+  /** Nothing is held: every frame is recorded at once. */
+  readonly buffered = 0;
   writes = 0;
   readonly frames: Buffer[] = [];
   private drain?: () => void;
