@@ -1,4 +1,5 @@
 // Tokens for the authentication tests, signed with jose as an issuer would.
+import { randomUUID } from 'node:crypto';
 import { SignJWT, type JWTPayload } from 'jose';
 
 /** The HS256 secret the auth tests' daemons verify with. */
@@ -28,7 +29,11 @@ export interface TokenOptions {
 
 const now = () => Math.floor(Date.now() / 1000);
 
-/** An HS256 token with a pgfeed claim. */
+/**
+ * An HS256 token with a pgfeed claim. Each has its own `jti`, as issuers
+ * mint them: two tokens of one subject minted within the same second are
+ * still different tokens.
+ */
 export function token(o: TokenOptions = {}): Promise<string> {
   const claim = o.claim ?? { projects: o.projects ?? ['*'], ...(o.types ? { types: o.types } : {}) };
   const jwt = new SignJWT({ pgfeed: claim } as JWTPayload)
@@ -36,6 +41,7 @@ export function token(o: TokenOptions = {}): Promise<string> {
     .setSubject(o.sub ?? 'alice')
     .setIssuer(o.issuer ?? ISSUER)
     .setAudience(o.audience ?? AUDIENCE)
+    .setJti(randomUUID())
     .setExpirationTime(now() + (o.expiresInS ?? 3600));
   if (o.issuedAtS !== false) jwt.setIssuedAt(now() + (o.issuedAtS ?? 0));
   if (o.notBeforeS !== undefined) jwt.setNotBefore(now() + o.notBeforeS);
