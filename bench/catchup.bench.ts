@@ -18,7 +18,7 @@ import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
 import { round, type Summary } from './lib/summary.js';
-import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
+import { sleep } from '../test/helpers/wait.js';
 import { expectedOrder } from './lib/writers.js';
 
 const PROJECT = 'c0';
@@ -100,19 +100,13 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
       // then it resumes like an EventSource.
       run.reconnect ?? false,
     );
-    let deliveries = 0;
-    const caughtUp = await satisfied(
-      waitUntil(
-        async () => {
-          deliveries = (await gen.stats()).deliveries;
-          return deliveries >= needed;
-        },
-        // Resuming streams (step 3) may take several retry delays more.
-        ctx.opts.full || run.reconnect ? 180_000 : 60_000,
-        'the catch-up',
-        { stallMs: 10_000, progressOf: () => deliveries, intervalMs: 50 },
-      ),
-    );
+    const { reached: caughtUp } = await gen.deliveriesReach(needed, {
+      // Resuming streams (step 3) may take several retry delays more.
+      timeoutMs: ctx.opts.full || run.reconnect ? 180_000 : 60_000,
+      stallMs: 10_000,
+      what: 'the catch-up',
+      intervalMs: 50,
+    });
     const st = await gen.stats();
     const seconds = (st.lastEventAt - t0) / 1000;
     const peakRssMb = mon.result().peakRssMb;

@@ -12,7 +12,7 @@ import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
 import { ServerProcess, type ServerKind } from './lib/server-process.js';
 import { round, type FanoutSummary, type LatencyEntry, type SaturationSummary } from './lib/summary.js';
-import { satisfied, sleep, waitUntil } from '../test/helpers/wait.js';
+import { sleep } from '../test/helpers/wait.js';
 import { expectedOrder, Writers } from './lib/writers.js';
 
 export interface FanoutRow {

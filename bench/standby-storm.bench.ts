@@ -89,16 +89,8 @@ async function storm(pair: Awaited<ReturnType<typeof replicaPair>>, seqs: number
     const ticks0 = serverTicks(pair.primary);
     const t0 = performance.now();
     await gen.open(specs, true);
-    let deliveries = 0;
-    await waitUntil(
-      async () => {
-        deliveries = (await gen.stats()).deliveries;
-        return deliveries >= want;
-      },
-      300_000,
-      'the storm to drain',
-      { intervalMs: 100, stallMs: 20_000, progressOf: () => deliveries },
-    );
+    const { reached, deliveries } = await gen.deliveriesReach(want, { timeoutMs: 300_000, stallMs: 20_000, what: 'the storm to drain' });
+    if (!reached) throw new Error(`the storm did not drain: ${deliveries} of ${want} deliveries`);
     const seconds = (performance.now() - t0) / 1000;
     const cpu = (serverTicks(pair.primary) - ticks0) / TICKS_PER_S;
     const p = await statements(pair.primary);

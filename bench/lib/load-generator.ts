@@ -130,19 +130,28 @@ export class LoadGenerator {
   async drain(expected: Record<string, number[]>, o: { timeoutMs: number; stallMs: number }): Promise<{ drained: boolean; deliveries: number; expected: number }> {
     let owed = 0;
     for (const s of this.opened) owed += expected[s.project]?.length ?? 0;
+    const { reached: drained, deliveries } = await this.deliveriesReach(owed, { ...o, what: 'the drain' });
+    return { drained, deliveries, expected: owed };
+  }
+
+  /**
+   * Waits until the streams' deliveries since measure() reach `owed`; false
+   * (not an error) at `timeoutMs`, or after `stallMs` without a new delivery.
+   */
+  async deliveriesReach(owed: number, o: { timeoutMs: number; stallMs: number; what: string; intervalMs?: number }): Promise<{ reached: boolean; deliveries: number }> {
     let deliveries = 0;
-    const drained = await satisfied(
+    const reached = await satisfied(
       waitUntil(
         async () => {
           deliveries = (await this.stats()).deliveries;
           return deliveries >= owed;
         },
         o.timeoutMs,
-        'the drain',
-        { stallMs: o.stallMs, progressOf: () => deliveries, intervalMs: 100 },
+        o.what,
+        { stallMs: o.stallMs, progressOf: () => deliveries, intervalMs: o.intervalMs ?? 100 },
       ),
     );
-    return { drained, deliveries, expected: owed };
+    return { reached, deliveries };
   }
 
   /** Resets delivery counts and latency histograms: the measured window starts now. */
