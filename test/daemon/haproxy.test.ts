@@ -5,7 +5,7 @@
 // lands on the other replica and resumes exactly after its last event, while
 // requests that HAProxy sends to the stopped replica are retried on the other.
 // Needs haproxy (Debian's `haproxy` package); skipped without it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,8 +14,8 @@ import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { freePort } from '../helpers/free-port.js';
+import { startProxyProcess } from '../helpers/proxy-process.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
-import { waitUntil } from '../helpers/wait.js';
 
 const scaling = readFileSync(new URL('../../docs/scaling.md', import.meta.url), 'utf8');
 const documented = /```haproxy\n([^]*?)```/.exec(scaling)?.[1];
@@ -51,20 +51,7 @@ t.test('through haproxy, two replicas', { skip: haproxy ? false : 'haproxy is no
   }
   writeFileSync(join(dir, 'haproxy.cfg'), `global\n    maxconn 256\n${conf}`);
   // -db: in the foreground, no daemon mode; -W would fork a master.
-  const proc = spawn('haproxy', ['-db', '-f', join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  proc.stdout!.on('data', (d) => (output += d));
-  proc.stderr!.on('data', (d) => (output += d));
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-    await exited;
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => {
-    if (proc.exitCode !== null) throw new Error(`haproxy exited: ${output}`);
-    return fetch(`${base}/healthz`).then((r) => r.ok, () => false);
-  }, 10_000, 'haproxy to proxy /healthz');
+  const base = await startProxyProcess(t, { name: 'haproxy', command: 'haproxy', args: ['-db', '-f', join(dir, 'haproxy.cfg')], port, stopSignal: 'SIGTERM' });
 
   const open: SseClient[] = [];
   t.teardown(() => open.forEach((c) => c.close()));

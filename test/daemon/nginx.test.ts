@@ -3,7 +3,7 @@
 // one stays open across heartbeats, and a client resumes with Last-Event-ID
 // across a restart of the daemon behind it, losing nothing.
 // Needs nginx (Debian's `nginx` package); skipped without it.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +12,9 @@ import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
 import { startDaemon } from '../helpers/daemon.js';
 import { freeLowPort, freePort } from '../helpers/free-port.js';
+import { startProxyProcess } from '../helpers/proxy-process.js';
 import { rawHeader, rawRequest } from '../helpers/raw-http.js';
 import { connectSse, type SseClient } from '../helpers/sse-client.js';
-import { waitUntil } from '../helpers/wait.js';
 
 const deploy = readFileSync(new URL('../../docs/deploy.md', import.meta.url), 'utf8');
 const documented = /```nginx\n([^]*?)```/.exec(deploy)?.[1];
@@ -58,19 +58,14 @@ http {
 ${server}
 }
 `);
-  const proc = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  proc.stderr!.on('data', (d) => (stderr += d));
-  const exited = new Promise((resolve) => proc.once('exit', resolve));
-  t.teardown(async () => {
-    if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGQUIT');
-    await exited;
+  const base = await startProxyProcess(t, {
+    name: 'nginx',
+    command: 'nginx',
+    args: ['-p', dir, '-c', join(dir, 'nginx.conf'), '-e', join(dir, 'error.log')],
+    port,
+    stopSignal: 'SIGQUIT',
+    log: () => readFileSync(join(dir, 'error.log'), 'utf8'),
   });
-  const base = `http://127.0.0.1:${port}`;
-  await waitUntil(async () => {
-    if (proc.exitCode !== null) throw new Error(`nginx exited: ${stderr}${readFileSync(join(dir, 'error.log'), 'utf8')}`);
-    return fetch(`${base}/healthz`).then((r) => r.ok, () => false);
-  }, 10_000, 'nginx to proxy /healthz');
 
   const open: SseClient[] = [];
   t.teardown(() => open.forEach((c) => c.close()));
