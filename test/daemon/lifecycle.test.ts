@@ -6,7 +6,7 @@ import { testDatabase } from '../harness/db.js';
 import { metric, startDaemon, type DaemonProcess } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
 import { deliveryOrder, emit } from '../helpers/change-log.js';
-import { waitUntil } from '../helpers/wait.js';
+import { satisfied, waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 const open: SseClient[] = [];
@@ -49,6 +49,9 @@ for (const signal of ['SIGTERM', 'SIGINT'] as const) {
     const answered = await poll;
     t.equal(answered.status, 200, 'the long-poll got its answer');
     t.same(answered.body, { events: [], next: String(seqs[4]), has_more: false, degraded: [] }, 'an empty page that keeps the cursor');
+    // 'exit' can come before the daemon's last lines are read from its stdout
+    // pipe: wait for them (bounded), then judge what was logged, in order.
+    await satisfied(waitUntil(() => d.logs.some((l) => l.msg === 'stopped'), 5_000, 'the daemon\'s last log line'));
     const msgs = d.logs.map((l) => l.msg);
     t.ok(msgs.indexOf('shutting down') >= 0 && msgs.indexOf('stopped') > msgs.indexOf('shutting down'), 'it logged the shutdown, then that it stopped');
   });
