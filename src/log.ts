@@ -33,7 +33,12 @@ const SERIALIZERS = { query: redactQuery, url: redactQuery };
 export function createLogger(level: string, format: LogFormat = 'auto', fd: 1 | 2 = 1): pino.Logger {
   const options = { level, base: { service: 'pgfeed' }, redact: REDACT, serializers: SERIALIZERS };
   const human = format === 'pretty' || (format === 'auto' && (fd === 1 ? process.stdout : process.stderr).isTTY === true);
-  if (!human) return fd === 1 ? pino(options) : pino(options, pino.destination(2));
+  // Synchronous writes: serve ends with process.exit() right after its last
+  // line, and an asynchronous destination may still have an earlier line
+  // (say 'shutting down') in flight then, which exit would drop or put after
+  // the last. The lines are few (notable events), so a blocking write costs
+  // nothing that matters.
+  if (!human) return pino(options, pino.destination({ fd, sync: true }));
   // pino-pretty as a synchronous stream in this thread rather than as a
   // worker-thread transport: serve ends with process.exit() right after its
   // last line ('stopped', or a fatal error), which a transport's worker may
