@@ -95,9 +95,9 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
     const t0 = Date.now();
     await gen.open(
       Array.from({ length: streams }, () => ({ project, path: `/v1/events?project=${project}&after=0`, lastEventId: cursor })),
-      // uWS ends a response whose socket stays unwritable for 10 s: with many
-      // streams on two shared cores a client can fall that far behind, and
-      // then it resumes like an EventSource.
+      // A stream whose client takes nothing for PGFEED_SLOW_CLIENT_TIMEOUT_MS
+      // is ended: with many streams on two shared cores a client can fall
+      // that far behind, and then it resumes like an EventSource.
       run.reconnect ?? false,
     );
     const { reached: caughtUp } = await gen.deliveriesReach(needed, {

@@ -12,6 +12,12 @@ export interface Sink {
   onDrain(fn: () => void): void;
   /** Ends the stream cleanly. */
   end(): void;
+  /**
+   * Called every few seconds while the subscriber waits for a drain: keeps
+   * the transport from ending a stream whose client reads slowly, so that
+   * only the slow-client timeout decides when it is given up.
+   */
+  keepWaiting(): void;
   readonly open: boolean;
   /**
    * Bytes the sink took but could not send yet, as far as it can tell: an

@@ -65,6 +65,19 @@ export class SseSink implements Sink {
     this.drain = fn;
   }
 
+  /**
+   * uWS ends a response 10 s after a write to it pushed back (HTTP_TIMEOUT_S,
+   * checked on 4 s ticks) unless a write that pushes back again re-arms the
+   * timer; a write the kernel takes (a ping squeezed into the little room a
+   * full socket has) leaves it running. resume() re-arms it, and pause() just
+   * before leaves the socket's polling as it was.
+   */
+  keepWaiting(): void {
+    if (!this.open) return;
+    this.res.pause();
+    this.res.resume();
+  }
+
   end(): void {
     if (!this.open) return;
     this.res.cork(() => this.res.end());

@@ -3,6 +3,14 @@ import type { Subscription } from '../feed/feed.js';
 import { PING_FRAME } from '../feed/frame.js';
 import type { Sink } from '../feed/sink.js';
 
+/**
+ * How often a paused stream's sink is kept waiting (Sink.keepWaiting): well
+ * inside uWS's 10 s write timeout and its 4 s tick, so that a client that
+ * reads slowly, or not at all for a while, stays connected until
+ * PGFEED_SLOW_CLIENT_TIMEOUT_MS decides.
+ */
+export const KEEP_WAITING_MS = 3_000;
+
 export interface OpenStream {
   readonly sink: Sink;
   readonly sub: Subscription;
@@ -31,12 +39,14 @@ export class Streams {
   readonly sse = new Set<OpenStream>();
   readonly polls = new Set<OpenPoll>();
   private readonly timer: NodeJS.Timeout;
+  private readonly pausedTimer: NodeJS.Timeout;
 
   constructor(
     private readonly max: number,
     heartbeatMs: number,
   ) {
     this.timer = setInterval(() => this.heartbeat(), heartbeatMs);
+    this.pausedTimer = setInterval(() => this.keepPausedWaiting(), KEEP_WAITING_MS);
   }
 
   /** Requests admitted but not yet streaming (their cursor is being looked up). */
@@ -77,6 +87,10 @@ export class Streams {
     }
   }
 
+  private keepPausedWaiting(): void {
+    for (const s of this.sse) if (s.sub.state === 'paused') s.sink.keepWaiting();
+  }
+
   /** Sends a control frame to every open stream, after what each has queued (Subscription.signal). */
   signal(frame: Buffer): void {
     for (const s of this.sse) s.sub.signal(frame);
@@ -85,6 +99,7 @@ export class Streams {
   /** Ends every stream cleanly: clients reconnect with Last-Event-ID and lose nothing. */
   endAll(): void {
     clearInterval(this.timer);
+    clearInterval(this.pausedTimer);
     // Ending a sink removes its stream from `sse`: iterate over a copy.
     for (const s of [...this.sse]) s.sink.end();
     for (const p of [...this.polls]) p.finish();

@@ -69,7 +69,7 @@ t.test('a paused client gets all events in order when it resumes; memory stays b
 });
 
 t.test('a stream that makes no progress is closed after the slow-client timeout, not before; its client resumes losslessly', async (t) => {
-  // Below uWebSockets.js's own 10 s limit, so that pgfeed is the one closing.
+  // Short, so that the test is quick.
   const TIMEOUT_MS = 3_000;
   const daemon = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: String(TIMEOUT_MS) });
   const stalled = await connectSse(`${daemon.base}/v1/events?project=stall&after=now`);
@@ -97,7 +97,7 @@ t.test('a stream that makes no progress is closed after the slow-client timeout,
 });
 
 t.test('a stream pgfeed closes for making no progress gives its place back', async (t) => {
-  // Below uWS's own 10 s limit, so pgfeed, not uWS, ends the stream; one place only.
+  // A short timeout, and one place only.
   const d = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: '1000', PGFEED_MAX_STREAMS: '1' });
   const stuck = await connectSse(`${d.base}/v1/events?project=stuck&after=now`);
   t.teardown(() => stuck.close());
@@ -116,4 +116,25 @@ t.test('a stream pgfeed closes for making no progress gives its place back', asy
   await emit(db.pool, 'stuck', 'marker');
   await next.waitFor((c) => c.seqs.length === 1, 10_000, 'an event on the new stream');
   t.pass('the new stream streams');
+});
+
+t.test('a client that stops reading for longer than uWebSockets.js\'s 10 s write timeout keeps its stream', async (t) => {
+  // uWS ends a response whose socket stays unwritable for 10 s (its
+  // HTTP_TIMEOUT_S, checked on 4 s ticks) unless something is written to
+  // it meanwhile. Only PGFEED_SLOW_CLIENT_TIMEOUT_MS (60 s here) may end it.
+  const d = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: '60000' });
+  const reader = await connectSse(`${d.base}/v1/events?project=long-pause&after=now`);
+  t.teardown(() => reader.close());
+  await reader.waitFor((c) => c.retry !== null);
+  reader.pause();
+  const N = 3000;
+  await bulk('long-pause', N, 4000);
+  await waitUntil(async () => (await metric(d.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 15_000, 'the stream to pause');
+  // The stimulus, not the assertion: unread for longer than uWS's timeout and its tick.
+  await new Promise((r) => setTimeout(r, 16_000));
+  reader.resume();
+  await reader.waitFor((c) => c.seqs.length === N || c.closed, 30_000, 'the backlog, or the end of the stream');
+  t.notOk(reader.closed, 'the stream was not ended while its client did not read');
+  t.same(reader.seqs, await deliveryOrder(db.pool, 'long-pause'), 'and it got every event on the same response, in order');
+  t.equal(await metric(d.base, 'pgfeed_slow_streams_closed_total'), 0, 'pgfeed closed nothing either');
 });

@@ -33,6 +33,8 @@ export class RecordingSink implements Sink {
   end(): void {
     this.open = false;
   }
+  /** No transport to time the stream out. */
+  keepWaiting(): void {}
   /** The ids of every event written so far, in order. */
   get seqs(): number[] {
     return [...Buffer.concat(this.frames).toString().matchAll(/^id: (\d+)$/gm)].map((m) => Number(m[1]));
