@@ -9,6 +9,7 @@
 // PGFEED_BENCH_BASELINE_DAEMON=<another build's cli.js> also runs pgfeed's
 // steps 1 and 3 against that build, in the same run, for a comparison.
 
+import { execFileSync } from 'node:child_process';
 import type pg from 'pg';
 import { fillLog } from './lib/backlog.js';
 import type { BenchDatabase } from './lib/bench-db.js';
@@ -35,6 +36,37 @@ async function rowsRead(c: pg.Client): Promise<number> {
   return Number(r.rows[0]?.n ?? 0);
 }
 
+/**
+ * The server port's connections whose kernel queues hold bytes, when a replay
+ * stalls: bytes waiting there mean the client stopped reading them; none
+ * anywhere mean they never left the server (or the client lost them).
+ */
+interface SocketQueues {
+  /** Connections with bytes unread by the client (its Recv-Q), and how many bytes. */
+  client_unread: { connections: number; bytes: number };
+  /** Connections with bytes the server's kernel has not sent yet (its Send-Q). */
+  server_unsent: { connections: number; bytes: number };
+}
+
+export function socketQueues(port: number): SocketQueues | { error: string } {
+  let out: string;
+  try {
+    out = execFileSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });
+  } catch (err) {
+    return { error: `ss (iproute2) failed: ${(err as Error).message.split('\n')[0]}` };
+  }
+  const q: SocketQueues = { client_unread: { connections: 0, bytes: 0 }, server_unsent: { connections: 0, bytes: 0 } };
+  for (const line of out.split('\n')) {
+    // Recv-Q Send-Q Local:Port Peer:Port (the state column is left out with `state established`).
+    const [recv, send, local] = line.trim().split(/\s+/);
+    if (!local) continue;
+    const serverSide = local.endsWith(`:${port}`);
+    if (!serverSide && Number(recv) > 0) (q.client_unread.connections++, (q.client_unread.bytes += Number(recv)));
+    if (serverSide && Number(send) > 0) (q.server_unsent.connections++, (q.server_unsent.bytes += Number(send)));
+  }
+  return q;
+}
+
 // An idle backend may hold its table statistics for up to 10 s, but an
 // exiting one publishes them at once: each replay therefore gets its own
 // server process, and the counters are read after it stopped.
@@ -57,6 +89,8 @@ interface ReplayRow {
   misordered: number;
   /** pgfeed only, when not caught up: the daemon's streams by state at the end (pgfeed_subscribers). */
   subscribers_at_end?: Record<string, number>;
+  /** When not caught up: where the missing bytes are, by the kernel's socket queues at that moment. */
+  socket_queues_at_end?: SocketQueues | { error: string };
   /** Connections the server ended before the stream caught up (each then resumed with Last-Event-ID, as an EventSource does; step 3 only). */
   disconnects: number;
   /** Streams that were refused or failed to open, by status or code. */
@@ -111,6 +145,7 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
     const seconds = (st.lastEventAt - t0) / 1000;
     const peakRssMb = mon.result().peakRssMb;
     const states = kind === 'pgfeed' && !caughtUp ? metricByLabel(await scrapeText(srv.url), 'pgfeed_subscribers', 'state') : null;
+    const queues = caughtUp ? null : socketQueues(srv.port);
     const check = await gen.check({ [project]: expected });
     const crashed = srv.exitedEarly;
     await gen.close();
@@ -136,6 +171,7 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
       disconnects: st.disconnects,
       open_failures: st.statuses,
       ...(states ? { subscribers_at_end: states } : {}),
+      ...(queues ? { socket_queues_at_end: queues } : {}),
       ...(crashed ? { server_exited: crashed } : {}),
     };
   } finally {
@@ -222,7 +258,7 @@ export const catchup: Scenario<CatchupResult> = {
     for (const x of r.runs as ReplayRow[]) {
       out.push([
         `${x.server}: ${x.streams} x ${x.behind} behind${x.project === FROM_ZERO ? ' (from zero)' : ''}`,
-        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${Object.keys(x.open_failures).length ? `; failed opens ${JSON.stringify(x.open_failures)}` : ''}${x.disconnects ? `; ${x.disconnects} connections ended by the server and resumed` : ''}${x.subscribers_at_end ? `; streams at the end ${JSON.stringify(x.subscribers_at_end)}` : ''}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
+        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${Object.keys(x.open_failures).length ? `; failed opens ${JSON.stringify(x.open_failures)}` : ''}${x.disconnects ? `; ${x.disconnects} connections ended by the server and resumed` : ''}${x.subscribers_at_end ? `; streams at the end ${JSON.stringify(x.subscribers_at_end)}` : ''}${x.socket_queues_at_end ? `; socket queues at the end ${JSON.stringify(x.socket_queues_at_end)}` : ''}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
       ]);
     }
     return out;
