@@ -266,6 +266,8 @@ async function revokedFeed(t: Test, project: string, getToken: (revokedAt: numbe
   feed.on('revoked', (r) => revoked.push(r));
   const f = follow(feed);
   const w = writersOf(db.pool, project, 2);
+  // Stopped when the test ends, even if it fails first: they would write to a closed pool.
+  t.teardown(() => w.stop());
   await f.until(20, 'events before the revocation', 20_000);
   const { rows } = await db.pool.query<{ at: Date }>('SELECT pgfeed.revoke($1, $2) AS at', [project, 'rotated']);
   revokedAt = rows[0].at.getTime();
@@ -275,8 +277,15 @@ async function revokedFeed(t: Test, project: string, getToken: (revokedAt: numbe
 
 t.test('the daemon: a revoked subject reconnects with a token issued after the revocation and goes on without a gap', async (t) => {
   const r = await revokedFeed(t, 'revoked-fresh', async (revokedAt) => {
-    // As an issuer would: a token issued after the revocation, which has whole-second iat.
-    if (revokedAt !== null) await sleep(Math.max(0, Math.ceil(revokedAt / 1000) * 1000 - Date.now()));
+    // As an issuer would: a token issued after the revocation, which has
+    // whole-second iat: from the second after the revocation's, and only once
+    // the clock is there. A timer is due by the event loop's cached time,
+    // which lags the clock on a busy loop, so it can fire a few ms early; a
+    // token minted then has the second before and is refused.
+    if (revokedAt !== null) {
+      const next = Math.floor(revokedAt / 1000) * 1000 + 1000;
+      while (Date.now() < next) await sleep(next - Date.now());
+    }
     return token({ sub: 'revoked-fresh', projects: ['revoked-fresh'] });
   });
   const before = r.f.seqs.length;
