@@ -48,7 +48,7 @@ interface SocketQueues {
   server_unsent: { connections: number; bytes: number };
 }
 
-export function socketQueues(port: number): SocketQueues | { error: string } {
+function socketQueues(port: number): SocketQueues | { error: string } {
   let out: string;
   try {
     out = execFileSync('ss', ['-tnH', 'state', 'established', `( sport = :${port} or dport = :${port} )`], { encoding: 'utf8' });

@@ -161,6 +161,13 @@ async function throughMarker(f: ReturnType<typeof follow>, project: string): Pro
   return marker;
 }
 
+/** Writers of `project` that also stop when the test ends, even if it fails first: they would write to a closed pool. */
+function writers(t: Test, project: string, n: number): ReturnType<typeof writersOf> {
+  const w = writersOf(db.pool, project, n);
+  t.teardown(() => w.stop());
+  return w;
+}
+
 t.test('the daemon: tokens that expire every few seconds are switched on pgfeed.expiring, with writers writing, every event once and in order', async (t) => {
   // 4 s tokens warned 3 s before: a switch about every second, each well before the expiry spread (at most 0.4 s here).
   const daemon = await startDaemon(t, db.url, { ...AUTH_ENV, PGFEED_EXPIRY_WARNING_MS: '3000', PGFEED_RETRY_MS: '100' });
@@ -178,7 +185,7 @@ t.test('the daemon: tokens that expire every few seconds are switched on pgfeed.
   feed.on('expiring', (e) => expiring.push(e));
   feed.on('state', (s) => states.push(s));
   const f = follow(feed);
-  const w = writersOf(db.pool, 'expiring', 3);
+  const w = writers(t, 'expiring', 3);
   await waitUntil(() => expiring.length >= 3, 30_000, 'three pgfeed.expiring');
   t.ok((await w.stop()) > 0, 'writers wrote across the switches');
   await throughMarker(f, 'expiring');
@@ -216,7 +223,7 @@ async function pausedFeed(t: Test, project: string, onReset?: (feed: Feed, r: Re
     }
   })();
   await waitUntil(async () => (await metric(daemon.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 60_000, 'the stream to pause');
-  const w = writersOf(db.pool, project, 2);
+  const w = writers(t, project, 2);
   const removed = await pruneToLast(db.pool, 100);
   t.ok(removed > 39_000, `pruned ${removed} rows under the paused feed`);
   t.ok((await w.stop()) > 0, 'writers wrote while it was pruned');
@@ -265,9 +272,7 @@ async function revokedFeed(t: Test, project: string, getToken: (revokedAt: numbe
   const revoked: unknown[] = [];
   feed.on('revoked', (r) => revoked.push(r));
   const f = follow(feed);
-  const w = writersOf(db.pool, project, 2);
-  // Stopped when the test ends, even if it fails first: they would write to a closed pool.
-  t.teardown(() => w.stop());
+  const w = writers(t, project, 2);
   await f.until(20, 'events before the revocation', 20_000);
   const { rows } = await db.pool.query<{ at: Date }>('SELECT pgfeed.revoke($1, $2) AS at', [project, 'rotated']);
   revokedAt = rows[0].at.getTime();

@@ -8,7 +8,7 @@ import { testDatabase } from '../harness/db.js';
 import { deliveryOrder, emit, emitBulk } from '../helpers/change-log.js';
 import { metric, startDaemon } from '../helpers/daemon.js';
 import { connectSse, getJson, type SseClient } from '../helpers/sse-client.js';
-import { waitUntil } from '../helpers/wait.js';
+import { sleep, waitUntil } from '../helpers/wait.js';
 
 const db = await testDatabase(t);
 
@@ -119,9 +119,9 @@ t.test('a stream pgfeed closes for making no progress gives its place back', asy
 });
 
 t.test('a client that stops reading for longer than uWebSockets.js\'s 10 s write timeout keeps its stream', async (t) => {
-  // uWS ends a response whose socket stays unwritable for 10 s (its
-  // HTTP_TIMEOUT_S, checked on 4 s ticks) unless something is written to
-  // it meanwhile. Only PGFEED_SLOW_CLIENT_TIMEOUT_MS (60 s here) may end it.
+  // uWS ends a response 10 s after a write to it pushed back (its
+  // HTTP_TIMEOUT_S, checked on 4 s ticks) unless that timer is re-armed
+  // (SseSink.keepWaiting). Only PGFEED_SLOW_CLIENT_TIMEOUT_MS (60 s here) may end it.
   const d = await startDaemon(t, db.url, { PGFEED_SLOW_CLIENT_TIMEOUT_MS: '60000' });
   const reader = await connectSse(`${d.base}/v1/events?project=long-pause&after=now`);
   t.teardown(() => reader.close());
@@ -131,7 +131,7 @@ t.test('a client that stops reading for longer than uWebSockets.js\'s 10 s write
   await bulk('long-pause', N, 4000);
   await waitUntil(async () => (await metric(d.base, 'pgfeed_subscribers', { state: 'paused' })) === 1, 15_000, 'the stream to pause');
   // The stimulus, not the assertion: unread for longer than uWS's timeout and its tick.
-  await new Promise((r) => setTimeout(r, 16_000));
+  await sleep(16_000);
   reader.resume();
   await reader.waitFor((c) => c.seqs.length === N || c.closed, 30_000, 'the backlog, or the end of the stream');
   t.notOk(reader.closed, 'the stream was not ended while its client did not read');
