@@ -46,6 +46,7 @@ export function createMetrics() {
     standbyFallbacks: new client.Counter({ name: 'pgfeed_standby_fallbacks_total', help: 'Catch-up reads the primary answered although standbys are configured, by reason (behind, unavailable, failed, untrusted)', labelNames: ['reason'] as const, registers: [registry] }),
     standbyStreaming: new client.Gauge({ name: 'pgfeed_standby_streaming', help: '1 while a standby of PGFEED_READ_URL streams the primary\'s timeline and takes catch-up reads, else 0', labelNames: ['standby'] as const, registers: [registry] }),
     wakePollChanges: new client.Counter({ name: 'pgfeed_wake_poll_changes_total', help: 'Moves of the WAL insert position the wake poll saw (PGFEED_WAKE=poll), each waking the tail', registers: [registry] }),
+    wakePollSkipped: new client.Counter({ name: 'pgfeed_wake_poll_skipped_total', help: 'Wake poll intervals that woke the tail without a probe, because its last read found rows (PGFEED_WAKE=poll)', registers: [registry] }),
     wakePollConnected: new client.Gauge({ name: 'pgfeed_wake_poll_connected', help: '1 while the wake poll\'s connection is up (PGFEED_WAKE=poll), else 0', registers: [registry] }),
     deliverySteps: new client.Histogram({
       name: 'pgfeed_delivery_step_seconds',

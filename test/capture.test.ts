@@ -235,3 +235,42 @@ t.test('with notify off in pgfeed.settings, writers send no NOTIFY', async (t) =
   t.equal(rows[0].n, 4, 'every change is still captured');
   t.equal(payloads.length, 1, 'only the write made with notify on rang the doorbell');
 });
+
+t.test('a writer whose plans are cached follows every change of the settings from its next statement', async (t) => {
+  const db = await testDatabase(t);
+  await db.pool.query(`CREATE TABLE followed (id int); SELECT pgfeed.track('followed', NULL, 'p')`);
+  const writer = await db.pool.connect();
+  t.teardown(() => writer.release());
+  const listener = await db.pool.connect();
+  t.teardown(() => listener.release());
+  const heard: string[] = [];
+  listener.on('notification', (n) => heard.push(`${n.channel}:${n.payload}`));
+  await listener.query('LISTEN pgfeed; LISTEN elsewhere');
+  const write = async (what: string) => {
+    await writer.query('INSERT INTO followed VALUES (1)');
+    await writer.query(`SELECT pgfeed.emit('p', 'e', '{}')`);
+    await db.pool.query(`SELECT pg_notify('pgfeed', $1)`, [what]);
+    await waitUntil(() => heard.includes(`pgfeed:${what}`), 5_000, `the marker ${what}`);
+  };
+  // Twice on the default channel: plpgsql caches the capture's plans from the second call on.
+  await write('m1');
+  await write('m2');
+  await db.pool.query(`UPDATE pgfeed.settings SET channel = 'elsewhere'`);
+  await write('m3');
+  await db.pool.query('UPDATE pgfeed.settings SET notify = false');
+  await write('m4');
+  const proc = async () => (await db.pool.query(`SELECT xmin::text AS v FROM pg_proc WHERE oid = 'pgfeed.wake_channel()'::regprocedure`)).rows[0].v;
+  const before = await proc();
+  await db.pool.query('UPDATE pgfeed.settings SET pruned_through = pruned_through');
+  t.equal(await proc(), before, 'an update that changes neither channel nor notify leaves the function alone');
+  await db.pool.query(`UPDATE pgfeed.settings SET channel = 'pgfeed', notify = true`);
+  await write('m5');
+  const kinds = heard.map((h) => (h.includes(':m') ? h : h.replace(/:\d+$/, ':seq')));
+  t.same(kinds, [
+    'pgfeed:seq', 'pgfeed:seq', 'pgfeed:m1',
+    'pgfeed:seq', 'pgfeed:seq', 'pgfeed:m2',
+    'elsewhere:seq', 'elsewhere:seq', 'pgfeed:m3',
+    'pgfeed:m4',
+    'pgfeed:seq', 'pgfeed:seq', 'pgfeed:m5',
+  ], 'each write rang as the settings said at its statement');
+});

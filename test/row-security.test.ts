@@ -18,7 +18,7 @@ await db.pool.query(`
   CREATE ROLE ${role.rls_writer} LOGIN PASSWORD '${ROLE_PASSWORD}';
   GRANT USAGE ON SCHEMA pgfeed TO ${role.rls_reader}, ${role.rls_writer};
   GRANT SELECT ON pgfeed.change_log, pgfeed.settings, pgfeed.retention, pgfeed.pruned TO ${role.rls_reader};
-  GRANT SELECT ON pgfeed.settings, pgfeed.tracked TO ${role.rls_writer};
+  GRANT SELECT ON pgfeed.tracked TO ${role.rls_writer};
   GRANT INSERT, SELECT (seq) ON pgfeed.change_log TO ${role.rls_writer};
   GRANT USAGE ON SEQUENCE pgfeed.change_log_seq_seq TO ${role.rls_writer};
   CREATE TABLE orders (id serial PRIMARY KEY, tenant text NOT NULL);

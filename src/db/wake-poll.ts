@@ -22,6 +22,13 @@ const RECONNECT: Backoff = { baseMs: 100, capMs: 5_000 };
  */
 const PROBE: pg.QueryConfig = { name: 'pgfeed_wake_poll', text: 'SELECT pg_current_wal_insert_lsn()::text AS lsn' };
 
+/**
+ * While the tail keeps finding rows, a probe is still sent this often: it
+ * proves the connection alive within the socket's deadline (watched-socket.ts),
+ * and costs one query a second under load instead of 1,000 / intervalMs.
+ */
+const BUSY_PROBE_MS = 1_000;
+
 export interface WakePollSettings {
   readonly intervalMs: number;
   /** A connection on which a probe goes unanswered for this long is replaced. */
@@ -35,6 +42,13 @@ export interface WakePollSettings {
  * moved. A move with nothing committed yet (a transaction still writing) is
  * followed by another one at its commit. After every (re)connect the first
  * answer wakes the tail, since moves during the outage were not seen.
+ *
+ * While the tail's last read found rows (`busy`), it is woken every interval
+ * without asking first: under a steady write load the WAL moves at every
+ * probe, so the probe would only double the queries (and their round trips,
+ * which cost the daemon and Postgres CPU the writers need: bench/README.md,
+ * "Doorbell"). The first read that finds nothing brings the probe back. The
+ * bound on latency is the same: one interval after a read, another one.
  */
 export class WakePoll {
   connected = false;
@@ -49,6 +63,8 @@ export class WakePoll {
     private readonly url: string,
     private readonly settings: WakePollSettings,
     private readonly wake: () => void,
+    /** Whether the tail's last read found rows. */
+    private readonly busy: () => boolean,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -74,7 +90,15 @@ export class WakePoll {
       try {
         await client.connect();
         let last: string | null = null;
+        let probedAt = 0;
         while (!this.closed) {
+          if (this.busy() && performance.now() - probedAt < BUSY_PROBE_MS) {
+            this.metrics.wakePollSkipped.inc();
+            this.wake();
+            await this.sleep(this.settings.intervalMs);
+            continue;
+          }
+          probedAt = performance.now();
           this.metrics.queries.inc({ kind: 'wake' });
           const { rows } = await client.query<{ lsn: string }>(PROBE);
           if (!this.connected) this.setConnected(true);

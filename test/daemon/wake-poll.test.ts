@@ -88,3 +88,30 @@ t.test('the wake poll reconnects after its connection is killed', async (t) => {
   await c.waitFor((c) => c.seqs.length === 3, 10_000, 'events committed after the reconnect');
   t.same(c.seqs, sent);
 });
+
+t.test('under steady writes the tail is woken without probes, and misses nothing', async (t) => {
+  const c = await connectSse(`${daemon.base}/v1/events?project=steady&after=now`);
+  t.teardown(() => c.close());
+  await c.waitFor((c) => c.retry !== null);
+  const probes = () => metric(daemon.base, 'pgfeed_db_queries_total', { kind: 'wake' });
+  const skipped = () => metric(daemon.base, 'pgfeed_wake_poll_skipped_total');
+  const [probes0, skipped0] = [await probes(), await skipped()];
+  const w = writersOf(db.pool, 'steady', 4);
+  t.teardown(() => w.stop());
+  await waitUntil(async () => (await skipped()) - skipped0 >= 50, 15_000, 'intervals that woke the tail without a probe');
+  const written = await w.stop();
+  const [probes1, skipped1] = [await probes(), await skipped()];
+  // Each skipped interval is a probe not sent: under a load that keeps the
+  // tail finding rows, most intervals are.
+  t.ok(skipped1 - skipped0 > probes1 - probes0, `more intervals skipped the probe (${skipped1 - skipped0}) than sent it (${probes1 - probes0})`);
+  const order = await deliveryOrder(db.pool, 'steady');
+  t.equal(order.length, written);
+  await c.waitFor((c) => c.seqs.length === order.length, 15_000, 'every event');
+  t.same(c.seqs, order, 'exactly the committed events, in delivery order');
+  // Once the writes stop, a read finds nothing and the probe comes back.
+  const idle = await probes();
+  await waitUntil(async () => (await probes()) > idle + 20, 10_000, 'probes again once idle (one a second while busy)');
+  const sent = await emit(db.pool, 'steady', 'after', 2);
+  await c.waitFor((c) => c.seqs.length === order.length + 2, 10_000, 'events written after the load');
+  t.same(c.seqs.slice(-2), sent);
+});
