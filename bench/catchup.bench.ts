@@ -91,6 +91,11 @@ interface ReplayRow {
   subscribers_at_end?: Record<string, number>;
   /** When not caught up: where the missing bytes are, by the kernel's socket queues at that moment. */
   socket_queues_at_end?: SocketQueues | { error: string };
+  /** When not caught up: lost events before a stream's last received one (skipped rather than not yet sent), and a few bad streams. */
+  holes?: number;
+  bad_streams?: { count: number; examples: unknown[] };
+  /** pgfeed only, when not caught up: catch-up bytes the daemon still holds (/ui/api/streams). */
+  daemon_held_bytes?: unknown;
   /** Connections the server ended before the stream caught up (each then resumed with Last-Event-ID, as an EventSource does; step 3 only). */
   disconnects: number;
   /** Streams that were refused or failed to open, by status or code. */
@@ -146,6 +151,7 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
     const peakRssMb = mon.result().peakRssMb;
     const states = kind === 'pgfeed' && !caughtUp ? metricByLabel(await scrapeText(srv.url), 'pgfeed_subscribers', 'state') : null;
     const queues = caughtUp ? null : socketQueues(srv.port);
+    const held = kind === 'pgfeed' && !caughtUp ? await fetch(`${srv.url}/ui/api/streams`).then((r) => r.json()).then((v) => ({ streams: v.streams, catchup: v.catchup }), (e: Error) => ({ error: e.message })) : null;
     const check = await gen.check({ [project]: expected });
     const crashed = srv.exitedEarly;
     await gen.close();
@@ -172,6 +178,8 @@ async function replay(ctx: BenchContext, c: pg.Client, url: string, run: Replay)
       open_failures: st.statuses,
       ...(states ? { subscribers_at_end: states } : {}),
       ...(queues ? { socket_queues_at_end: queues } : {}),
+      ...(caughtUp ? {} : { holes: check.holes, bad_streams: { count: check.badStreams, examples: check.badExamples } }),
+      ...(held ? { daemon_held_bytes: held } : {}),
       ...(crashed ? { server_exited: crashed } : {}),
     };
   } finally {
@@ -258,7 +266,7 @@ export const catchup: Scenario<CatchupResult> = {
     for (const x of r.runs as ReplayRow[]) {
       out.push([
         `${x.server}: ${x.streams} x ${x.behind} behind${x.project === FROM_ZERO ? ' (from zero)' : ''}`,
-        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${Object.keys(x.open_failures).length ? `; failed opens ${JSON.stringify(x.open_failures)}` : ''}${x.disconnects ? `; ${x.disconnects} connections ended by the server and resumed` : ''}${x.subscribers_at_end ? `; streams at the end ${JSON.stringify(x.subscribers_at_end)}` : ''}${x.socket_queues_at_end ? `; socket queues at the end ${JSON.stringify(x.socket_queues_at_end)}` : ''}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
+        `${x.seconds} s, ${x.events_per_s} events/s, peak RSS ${x.peak_rss_mb} MB, rows read ${x.rows_read_ratio}x needed, lost/dup/misord ${x.lost}/${x.duplicated}/${x.misordered}${x.caught_up ? '' : ' (NOT caught up)'}${Object.keys(x.open_failures).length ? `; failed opens ${JSON.stringify(x.open_failures)}` : ''}${x.disconnects ? `; ${x.disconnects} connections ended by the server and resumed` : ''}${x.subscribers_at_end ? `; streams at the end ${JSON.stringify(x.subscribers_at_end)}` : ''}${x.socket_queues_at_end ? `; socket queues at the end ${JSON.stringify(x.socket_queues_at_end)}` : ''}${x.bad_streams ? `; ${x.bad_streams.count} bad streams, ${x.holes} events skipped inside them` : ''}${x.server_exited ? `; server ended by itself: ${x.server_exited}` : ''}`,
       ]);
     }
     return out;

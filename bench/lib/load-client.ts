@@ -53,6 +53,9 @@ export class LoadClient {
   disconnects = 0;
   failures = 0;
   lastStatus = 0;
+  /** Bytes read from every socket of this stream. */
+  bytesIn = 0;
+  private parser: SseParser | null = null;
   private socket: net.Socket | null = null;
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -108,7 +111,9 @@ export class LoadClient {
       if (this.lastId !== undefined) req += `Last-Event-ID: ${this.lastId}\r\n`;
       s.write(req + '\r\n');
     });
+    this.parser = parser;
     s.on('data', (b: Buffer) => {
+      this.bytesIn += b.length;
       this.arrivalUs = nowUs();
       parser.push(b);
     });
@@ -130,6 +135,11 @@ export class LoadClient {
       this.lastStatus = 0;
       if (this.reconnect) this.timer = setTimeout(() => this.connect(), this.retryMs);
     });
+  }
+
+  /** What the current connection's parser holds unparsed. */
+  parserHeld(): number {
+    return this.parser?.held() ?? 0;
   }
 
   private event(ev: SseEvent): void {

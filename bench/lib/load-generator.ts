@@ -170,6 +170,8 @@ export class LoadGenerator {
       duplicated: sum(all.map((c) => c.duplicated)),
       misordered: sum(all.map((c) => c.misordered)),
       badStreams: sum(all.map((c) => c.badStreams)),
+      holes: sum(all.map((c) => c.holes)),
+      badExamples: all.flatMap((c) => c.badExamples),
       histogram: h,
     };
   }

@@ -35,7 +35,24 @@ export interface WorkerCheck {
   misordered: number;
   /** Streams with at least one lost, duplicated or misordered event. */
   badStreams: number;
+  /** Lost events before a stream's last received one (skipped, where the rest were only not sent yet). */
+  holes: number;
+  /** Up to a few of the bad streams, to tell a stream that stopped from one that skipped. */
+  badExamples: BadStream[];
   histogram: string;
+}
+
+export interface BadStream {
+  lost: number;
+  holes: number;
+  /** The expected position of the last event received in order, of `expected`. */
+  last: number;
+  expected: number;
+  open: boolean;
+  disconnects: number;
+  /** Bytes the client read from its socket(s), and those its parser holds unparsed. */
+  bytesIn: number;
+  parserHeld: number;
 }
 
 export type WorkerReply = { id: number; ok: true; result: unknown } | { id: number; ok: false; error: string };

@@ -9,6 +9,8 @@ import { checkStream, indexOf } from './stream-checker.js';
 // Connect in waves: a burst of thousands of SYNs overflows the listen
 // backlog and turns into 1 s retransmits that would pollute the figures.
 const MAX_CONNECTING = 200;
+/** Bad streams described one by one in a check, per worker. */
+const BAD_EXAMPLES = 5;
 
 const clients: LoadClient[] = [];
 let deliveries = 0;
@@ -104,7 +106,7 @@ async function handle(m: WorkerRequest): Promise<unknown> {
       deliveries = 0;
       return null;
     case 'check': {
-      const r: WorkerCheck = { expected: 0, received: 0, lost: 0, duplicated: 0, misordered: 0, badStreams: 0, histogram: '' };
+      const r: WorkerCheck = { expected: 0, received: 0, lost: 0, duplicated: 0, misordered: 0, badStreams: 0, holes: 0, badExamples: [], histogram: '' };
       const indexes = new Map<string, Map<number, number>>();
       for (const c of clients) {
         const exp = m.expected[c.spec.project] ?? [];
@@ -116,7 +118,13 @@ async function handle(m: WorkerRequest): Promise<unknown> {
         r.lost += one.lost;
         r.duplicated += one.duplicated;
         r.misordered += one.misordered;
-        if (one.lost + one.duplicated + one.misordered > 0) r.badStreams++;
+        r.holes += one.holes;
+        if (one.lost + one.duplicated + one.misordered > 0) {
+          r.badStreams++;
+          if (r.badExamples.length < BAD_EXAMPLES) {
+            r.badExamples.push({ lost: one.lost, holes: one.holes, last: one.last, expected: one.expected, open: c.open, disconnects: c.disconnects, bytesIn: c.bytesIn, parserHeld: c.parserHeld() });
+          }
+        }
       }
       r.histogram = hdr.encodeIntoCompressedBase64(histogram);
       return r;

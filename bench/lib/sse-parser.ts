@@ -112,6 +112,11 @@ export class SseParser {
     this.h.onHead(status, headers);
   }
 
+  /** What this parser holds unparsed: an unfinished head, chunk-size line or event line. */
+  held(): number {
+    return (this.head?.length ?? 0) + this.sizeLine.length + this.events.pendingChars;
+  }
+
   private body(buf: Buffer, start: number, end: number): void {
     this.events.push(buf.subarray(start, end));
   }

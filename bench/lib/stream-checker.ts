@@ -8,6 +8,10 @@ export interface CheckResult {
   lost: number;
   duplicated: number;
   misordered: number;
+  /** Lost events that come before the last one received: skipped, not merely not yet sent. */
+  holes: number;
+  /** The expected position of the last event received in order (-1: none). */
+  last: number;
 }
 
 /**
@@ -35,7 +39,9 @@ export function checkStream(expected: ArrayLike<number>, index: Map<number, numb
     if (pos < last) misordered++;
     else last = pos;
   }
-  return { expected: expected.length, received: received.length, lost: expected.length - firsts, duplicated, misordered };
+  let holes = 0;
+  for (let i = 0; i < last; i++) if (!seen[i]) holes++;
+  return { expected: expected.length, received: received.length, lost: expected.length - firsts, duplicated, misordered, holes, last };
 }
 
 export function indexOf(expected: ArrayLike<number>): Map<number, number> {

@@ -39,6 +39,11 @@ export class SseParser {
 
   constructor(private readonly h: SseHandlers) {}
 
+  /** Characters of an unfinished line held for the next chunk. */
+  get pendingChars(): number {
+    return this.text.length;
+  }
+
   push(chunk: Uint8Array | string): void {
     let t = typeof chunk === 'string' ? chunk : this.decoder.decode(chunk, { stream: true });
     if (t.length === 0) return;

@@ -2,6 +2,22 @@ import type { Sink } from '../feed/sink.js';
 import type { HttpResponse } from './uws.js';
 
 /**
+ * The most one uWS write may carry: with its chunk framing ("\r\n", up to 8
+ * hex digits, "\r\n") it fits uWS's 16 KiB cork buffer when that is empty.
+ *
+ * uWS.js 20.30 loses data on a larger write made while corked. Such a write
+ * first flushes what the cork buffer holds (at least the write's own chunk
+ * header); if the socket takes less than all of that, the flush's rest is
+ * buffered and the write's own bytes are dropped, although the write reports
+ * backpressure as if they were queued (AsyncSocket::uncork; fixed upstream
+ * in uWS v20.77, which has no build this project can install: design.md §6).
+ * The client then gets a chunk header without its data: a lost slab of
+ * events and a broken chunked stream (bench/README.md, "Catch-up memory").
+ * Writes that always fit the cork buffer never take that path.
+ */
+const MAX_WRITE = 16 * 1024 - 64;
+
+/**
  * A uWS response as a Sink. uWS rules kept here: never touch `res` after
  * abort; cork writes made outside the request handler; on backpressure wait
  * for onWritable (registered once, at the start).
@@ -42,9 +58,21 @@ export class SseSink implements Sink {
     this.closed();
   }
 
+  /**
+   * Writes the frame in pieces of at most MAX_WRITE bytes, each in its own
+   * cork, so each is one chunk that fits an empty cork buffer. A piece after
+   * one that pushed back is still written: the frame is taken whole, and uWS
+   * queues it behind the rest in order.
+   */
   write(frame: Buffer): boolean {
     if (!this.open) return true;
-    const ok = this.res.write(frame);
+    let ok = true;
+    for (let at = 0; at < frame.length; at += MAX_WRITE) {
+      const piece = at === 0 && frame.length <= MAX_WRITE ? frame : frame.subarray(at, at + MAX_WRITE);
+      this.res.cork(() => {
+        if (!this.res.write(piece)) ok = false;
+      });
+    }
     // uWS tells whether a write left bytes behind, not how many (a response
     // has no getBufferedAmount): all of a write that pushed back, and every
     // write after it, count until one goes through, which finds uWS's buffer
@@ -57,8 +85,14 @@ export class SseSink implements Sink {
     return this.open ? this.unsent : 0;
   }
 
+  /**
+   * Runs fn as it is: each write corks itself (write()), since a cork around
+   * several writes would let them overflow uWS's cork buffer, which is what
+   * loses data (MAX_WRITE). Writes of up to 64 KB slabs gain nothing from
+   * sharing a syscall.
+   */
   cork(fn: () => void): void {
-    if (this.open) this.res.cork(fn);
+    if (this.open) fn();
   }
 
   onDrain(fn: () => void): void {
