@@ -73,7 +73,7 @@ export class Daemon {
     );
     this.wakePoll = config.wake === 'poll'
       // A probe is due every interval, and then has the LISTEN connection's deadline to be answered.
-      ? new WakePoll(url, { intervalMs: config.wakePollMs, timeoutMs: config.wakePollMs + config.listenTimeoutMs }, () => this.tail.wake(), () => this.tail.foundRows, log, this.metrics)
+      ? new WakePoll(url, { intervalMs: config.wakePollMs, timeoutMs: config.wakePollMs + config.listenTimeoutMs }, () => this.tail.wake(), () => this.tail.lastRow, log, this.metrics)
       : null;
     this.health = new Health({ listener: this.listener, tail: this.tail }, config.horizonStallMs, this.metrics, log);
     this.readNotifyQueue = notifyQueueReader(this.pool, this.metrics, queueCrossings(config.notifyQueueWarn, log));

@@ -1,7 +1,9 @@
 import pg from 'pg';
 import { backoffDelay, type Backoff } from '../backoff.js';
+import type { Position } from '../interfaces.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
+import { comparePositions } from '../position.js';
 import { watchedSocket } from './watched-socket.js';
 
 /** Up to 100 ms, 200 ms, 400 ms … then 5 s between reconnects (see backoff.ts). */
@@ -43,8 +45,8 @@ export interface WakePollSettings {
  * followed by another one at its commit. After every (re)connect the first
  * answer wakes the tail, since moves during the outage were not seen.
  *
- * While the tail's last read found rows (`busy`), it is woken every interval
- * without asking first: under a steady write load the WAL moves at every
+ * While the tail's last row keeps moving (its reads keep finding rows), it is
+ * woken every interval without asking first: under a steady write load the WAL moves at every
  * probe, so the probe would only double the queries (and their round trips,
  * which cost the daemon and Postgres CPU the writers need: bench/README.md,
  * "Doorbell"). The first read that finds nothing brings the probe back. The
@@ -63,8 +65,8 @@ export class WakePoll {
     private readonly url: string,
     private readonly settings: WakePollSettings,
     private readonly wake: () => void,
-    /** Whether the tail's last read found rows. */
-    private readonly busy: () => boolean,
+    /** The tail's last row: it moves only when a read finds rows. */
+    private readonly lastRow: () => Position,
     private readonly log: Logger,
     private readonly metrics: Metrics,
   ) {}
@@ -91,8 +93,12 @@ export class WakePoll {
         await client.connect();
         let last: string | null = null;
         let probedAt = 0;
+        let seenRow = this.lastRow();
         while (!this.closed) {
-          if (this.busy() && performance.now() - probedAt < BUSY_PROBE_MS) {
+          const row = this.lastRow();
+          const busy = comparePositions(row, seenRow) !== 0;
+          seenRow = row;
+          if (busy && performance.now() - probedAt < BUSY_PROBE_MS) {
             this.metrics.wakePollSkipped.inc();
             this.wake();
             await this.sleep(this.settings.intervalMs);

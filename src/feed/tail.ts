@@ -53,8 +53,6 @@ export class Tail {
   /** Since when committed rows have waited behind the horizon (null: none wait). */
   heldSince: number | null = null;
   blocker: Blocker | null = null;
-  /** Whether the last completed read found rows: under a steady write load, the next one will too (wake-poll.ts). */
-  foundRows = false;
   /** The last read's error, cleared by the next success. */
   lastError: Error | null = null;
 
@@ -117,8 +115,6 @@ export class Tail {
         this.failures = 0;
         this.lastError = null;
       } catch (err) {
-        // Else the wake poll would keep waking a failing read, past its backoff.
-        this.foundRows = false;
         this.lastError = err as Error;
         this.failures++;
         const delay = backoffDelay(READ_RETRY, this.failures - 1);
@@ -148,7 +144,6 @@ export class Tail {
         return;
       }
       if (batch.reset) this.skipPruned(batch.pruned);
-      this.foundRows = batch.rows.length > 0;
       const events = batch.rows.map(encodeEvent);
       const encoded = wallClockMs();
       for (const ev of events) this.ring.push(ev);
