@@ -6,8 +6,6 @@
 export interface Sink {
   /** Writes a frame. false means backpressure: the frame was taken, but stop writing. */
   write(frame: Buffer): boolean;
-  /** Runs fn, batching its writes into fewer socket writes where the sink can do so safely (sse-sink.ts says why uWS's cannot). */
-  cork(fn: () => void): void;
   /** Calls fn once, when the socket has drained after a false write. */
   onDrain(fn: () => void): void;
   /** Ends the stream cleanly. */

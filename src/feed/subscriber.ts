@@ -165,19 +165,17 @@ export class Subscriber implements Receiver {
       this.pos = slab.last;
       return ok;
     };
-    this.sink.cork(() => {
-      const from = this.firstAfter(events);
-      const slabs = wantsAll && Array.isArray(events) ? slabsOf(events as FeedEvent[], this.options.eventNames) : null;
-      const at = slabs ? slabs.findIndex((s) => s.start === from) : -1;
-      if (slabs && at >= 0) {
-        for (let i = at; i < slabs.length && ok; i++) {
-          write(slabs[i]);
-          sent += slabs[i].end - slabs[i].start;
-        }
-      } else {
-        sent = eachSlab(events, from, this.takes, write, this.options.eventNames);
+    const from = this.firstAfter(events);
+    const slabs = wantsAll && Array.isArray(events) ? slabsOf(events as FeedEvent[], this.options.eventNames) : null;
+    const at = slabs ? slabs.findIndex((s) => s.start === from) : -1;
+    if (slabs && at >= 0) {
+      for (let i = at; i < slabs.length && ok; i++) {
+        write(slabs[i]);
+        sent += slabs[i].end - slabs[i].start;
       }
-    });
+    } else {
+      sent = eachSlab(events, from, this.takes, write, this.options.eventNames);
+    }
     return this.wrote(sent, ok);
   }
 
@@ -336,13 +334,11 @@ export class Subscriber implements Receiver {
     let i = work.next;
     let ok = true;
     let sent = 0;
-    this.sink.cork(() => {
-      for (; i < slabs.length && ok; i++) {
-        ok = this.sink.write(slabs[i].buf);
-        this.pos = slabs[i].last;
-        sent += slabs[i].end - slabs[i].start;
-      }
-    });
+    for (; i < slabs.length && ok; i++) {
+      ok = this.sink.write(slabs[i].buf);
+      this.pos = slabs[i].last;
+      sent += slabs[i].end - slabs[i].start;
+    }
     if (!ok) this.unfinished = { batch: work.batch, next: i };
     return this.wrote(sent, ok);
   }
@@ -401,7 +397,7 @@ export class Subscriber implements Receiver {
    */
   signal(frame: Buffer, end = false): void {
     if (this.state === 'closed') return;
-    this.sink.cork(() => this.sink.write(frame));
+    this.sink.write(frame);
     if (!end) return;
     this.close();
     this.sink.end();

@@ -60,7 +60,10 @@ export class SseSink implements Sink {
 
   /**
    * Writes the frame in pieces of at most MAX_WRITE bytes, each in its own
-   * cork, so each is one chunk that fits an empty cork buffer. A piece after
+   * cork, so each is one chunk that fits an empty cork buffer. Several
+   * writes are never corked together: they could overflow the cork buffer,
+   * which is what loses data (MAX_WRITE), and slabs of up to 64 KB gain
+   * nothing from sharing a syscall. A piece after
    * one that pushed back is still written: the frame is taken whole, and uWS
    * queues it behind the rest in order.
    */
@@ -68,7 +71,7 @@ export class SseSink implements Sink {
     if (!this.open) return true;
     let ok = true;
     for (let at = 0; at < frame.length; at += MAX_WRITE) {
-      const piece = at === 0 && frame.length <= MAX_WRITE ? frame : frame.subarray(at, at + MAX_WRITE);
+      const piece = frame.subarray(at, at + MAX_WRITE);
       this.res.cork(() => {
         if (!this.res.write(piece)) ok = false;
       });
@@ -83,16 +86,6 @@ export class SseSink implements Sink {
 
   get buffered(): number {
     return this.open ? this.unsent : 0;
-  }
-
-  /**
-   * Runs fn as it is: each write corks itself (write()), since a cork around
-   * several writes would let them overflow uWS's cork buffer, which is what
-   * loses data (MAX_WRITE). Writes of up to 64 KB slabs gain nothing from
-   * sharing a syscall.
-   */
-  cork(fn: () => void): void {
-    if (this.open) fn();
   }
 
   onDrain(fn: () => void): void {

@@ -83,7 +83,7 @@ export class Streams {
     for (const s of this.sse) {
       // A paused stream has frames queued already; its next write is proof of life.
       if (s.sub.state === 'paused') continue;
-      s.sink.cork(() => s.sink.write(PING_FRAME));
+      s.sink.write(PING_FRAME);
     }
   }
 

@@ -15,7 +15,7 @@ t.test('a buffered write is sent once the client reads again, with nothing writt
     const sink = new SseSink(res);
     res.cork(() => res.writeHeader('Content-Type', 'text/event-stream').write(': open\n\n'));
     // Far more than the socket buffers hold, while the client is not reading.
-    setTimeout(() => sink.cork(() => (pushedBack = !sink.write(Buffer.alloc(TOTAL, 'x')))), 50);
+    setTimeout(() => (pushedBack = !sink.write(Buffer.alloc(TOTAL, 'x'))), 50);
   });
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) =>
     app.listen('127.0.0.1', 0, (ls) => (ls ? resolve(ls) : reject(new Error('cannot listen')))),
@@ -55,15 +55,15 @@ function chunksOf(raw: Buffer): { sizes: number[]; body: Buffer } {
 // buffer when, while corked, the flush before it is cut short by a full
 // socket (sse-sink.ts, MAX_WRITE): the client gets a chunk header without its
 // data. The sink never makes such a write, so no chunk on the wire may be
-// larger than that buffer, whatever the frames and however they are corked.
+// larger than that buffer, whatever the frames.
 t.test('no write larger than uWS\'s cork buffer reaches uWS, and the bytes arrive whole and in order', async (t) => {
   const frames = [Buffer.alloc(200_000, 'a'), Buffer.alloc(10, 'b'), Buffer.alloc(64 * 1024, 'c'), Buffer.alloc(16 * 1024, 'd')];
   const app = uWS.App().get('/*', (res) => {
     const sink = new SseSink(res);
     res.cork(() => res.writeHeader('Content-Type', 'text/event-stream').write(': open\n\n'));
-    // As a stream writes a catch-up batch: several frames in one cork.
+    // As a stream writes a catch-up batch: several frames back to back.
     setTimeout(() => {
-      sink.cork(() => frames.forEach((f) => sink.write(f)));
+      frames.forEach((f) => sink.write(f));
       sink.end();
     }, 10);
   });

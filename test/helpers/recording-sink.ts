@@ -17,9 +17,6 @@ export class RecordingSink implements Sink {
     this.frames.push(frame);
     return !this.pushBack(++this.writes);
   }
-  cork(fn: () => void): void {
-    fn();
-  }
   onDrain(fn: () => void): void {
     this.drain = fn;
   }
