@@ -14,6 +14,7 @@ import type pg from 'pg';
 import { fillLog } from './lib/backlog.js';
 import type { BenchDatabase } from './lib/bench-db.js';
 import { LoadGenerator } from './lib/load-generator.js';
+import type { BadStream } from './lib/load-protocol.js';
 import { metricByLabel, scrapeText } from './lib/metrics-scrape.js';
 import { ProcMonitor } from './lib/proc-stats.js';
 import { isMain, runBench, type BenchContext, type Scenario } from './lib/runner.js';
@@ -93,7 +94,7 @@ interface ReplayRow {
   socket_queues_at_end?: SocketQueues | { error: string };
   /** When not caught up: lost events before a stream's last received one (skipped rather than not yet sent), and a few bad streams. */
   holes?: number;
-  bad_streams?: { count: number; examples: unknown[] };
+  bad_streams?: { count: number; examples: BadStream[] };
   /** pgfeed only, when not caught up: catch-up bytes the daemon still holds (/ui/api/streams). */
   daemon_held_bytes?: unknown;
   /** Connections the server ended before the stream caught up (each then resumed with Last-Event-ID, as an EventSource does; step 3 only). */

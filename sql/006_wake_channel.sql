@@ -48,24 +48,26 @@ UPDATE pgfeed.settings SET notify = NOT notify;
 DO $do$
 DECLARE
   f text;
-  body text;
   old_line text;
+  new_line text;
+  body text;
 BEGIN
-  FOREACH f IN ARRAY ARRAY['pgfeed.capture()', 'pgfeed.emit(text, text, jsonb)'] LOOP
+  FOR f, old_line, new_line IN VALUES
+    ('pgfeed.capture()',
+     'PERFORM pg_notify(s.channel, currval(''pgfeed.change_log_seq_seq'')::text) FROM pgfeed.settings s WHERE s.notify;',
+     'IF pgfeed.wake_channel() IS NOT NULL THEN
+      PERFORM pg_notify(pgfeed.wake_channel(), currval(''pgfeed.change_log_seq_seq'')::text);
+    END IF;'),
+    ('pgfeed.emit(text, text, jsonb)',
+     'PERFORM pg_notify(st.channel, s::text) FROM pgfeed.settings st WHERE st.notify;',
+     'IF pgfeed.wake_channel() IS NOT NULL THEN
+    PERFORM pg_notify(pgfeed.wake_channel(), s::text);
+  END IF;')
+  LOOP
     SELECT pg_get_functiondef(f::regprocedure) INTO body;
-    old_line := CASE f WHEN 'pgfeed.capture()'
-      THEN 'PERFORM pg_notify(s.channel, currval(''pgfeed.change_log_seq_seq'')::text) FROM pgfeed.settings s WHERE s.notify;'
-      ELSE 'PERFORM pg_notify(st.channel, s::text) FROM pgfeed.settings st WHERE st.notify;' END;
     IF position(old_line IN body) = 0 THEN
       RAISE EXCEPTION 'pgfeed 006: % is not the one earlier migrations installed', f;
     END IF;
-    body := replace(body, old_line, CASE f WHEN 'pgfeed.capture()'
-      THEN 'IF pgfeed.wake_channel() IS NOT NULL THEN
-      PERFORM pg_notify(pgfeed.wake_channel(), currval(''pgfeed.change_log_seq_seq'')::text);
-    END IF;'
-      ELSE 'IF pgfeed.wake_channel() IS NOT NULL THEN
-    PERFORM pg_notify(pgfeed.wake_channel(), s::text);
-  END IF;' END);
-    EXECUTE body;
+    EXECUTE replace(body, old_line, new_line);
   END LOOP;
 END $do$;
